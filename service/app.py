@@ -1,0 +1,164 @@
+"""HTTP routes: /predict, /feedback, /model (a Starlette app BentoML mounts)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from driftwatch.settings import Settings
+from driftwatch.store import Store, utcnow
+from service import metrics as M
+from service import schemas as S
+from service.batching import Batcher
+from service.model import ModelSlot, Served
+from service.requestlog import RequestLog
+from service.spool import Spool
+from service.validation import Problem, RequestError, check_content_type, feedback_labels, parse_json
+
+log = logging.getLogger("driftwatch.service")
+
+
+class ServiceState:
+    """Everything one worker process holds; built once in the lifespan."""
+
+    def __init__(self, settings: Settings, load_package):
+        self.settings = settings
+        self.store = Store(settings.database_url, timeout=settings.store_timeout_seconds)
+        self.slot = ModelSlot(load_package, lambda: self.store.production(settings.model_name),
+                              settings.max_instances, on_swap=self._on_swap)
+        self.batcher = Batcher(lambda served, recs: served.predict(recs), settings.batch_max_size)
+        self.requestlog: RequestLog | None = None
+        if settings.log_requests:
+            self.requestlog = RequestLog(
+                self.store, Spool(settings.spool_dir), max_batch=settings.commit_max_batch,
+                retry_seconds=settings.spool_retry_seconds,
+                on_stored=M.LOG_ROWS.inc, on_backlog=M.SPOOLED.set)
+
+    @staticmethod
+    def _on_swap(old: Served | None, new: Served) -> None:
+        if old is not None:
+            M.MODEL_INFO.labels(old.name, old.version).set(0)
+            M.MODEL_SWAPS.labels(new.name, new.version).inc()
+        M.MODEL_INFO.labels(new.name, new.version).set(1)
+
+
+async def read_json(request: Request, max_bytes: int) -> Any:
+    check_content_type(request.headers.get("content-type"))
+    declared = request.headers.get("content-length")
+    too_big = RequestError([Problem("body", "body_too_large",
+                                    f"request body exceeds {max_bytes} bytes; send smaller batches")], 413)
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise too_big
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_big
+        chunks.append(chunk)
+    return parse_json(b"".join(chunks))
+
+
+def rejected(e: RequestError) -> JSONResponse:
+    M.REJECTED.labels(e.reason).inc()
+    return JSONResponse(e.body(), status_code=e.status)
+
+
+async def predict(request: Request) -> JSONResponse:
+    st: ServiceState = request.app.state.dw
+    t0 = time.perf_counter()
+    served = st.slot.current
+    try:
+        records = served.validator.check(await read_json(request, st.settings.max_body_bytes))
+    except RequestError as e:
+        return rejected(e)
+    preds, probas = await st.batcher.predict(served, records)
+    ids = [uuid.uuid4().hex for _ in records]
+    latency_ms = (time.perf_counter() - t0) * 1000.0
+    if st.requestlog is not None:
+        ts = utcnow()
+        rows = [{"request_id": rid, "ts": ts, "model_name": served.name, "model_version": served.version,
+                 "features": rec, "prediction": p, "probabilities": probas[i] if probas is not None else None,
+                 "latency_ms": latency_ms} for i, (rid, rec, p) in enumerate(zip(ids, records, preds))]
+        try:
+            await st.requestlog.write(rows)
+        except OSError as e:
+            return JSONResponse({"error": "request_log_unavailable",
+                                 "detail": f"the request could not be logged durably ({e}); retry later"},
+                                status_code=503, headers={"Retry-After": "5"})
+    classes = served.package.classes
+    for p in preds:
+        M.PREDICTIONS.labels(served.name, served.version, M.predicted_label(p, classes)).inc()
+    body: dict[str, Any] = {"predictions": preds, "request_ids": ids,
+                            "model": {"name": served.name, "version": served.version}}
+    if probas is not None:
+        body["probabilities"] = probas
+        body["classes"] = classes
+    return JSONResponse(body)
+
+
+async def feedback(request: Request) -> JSONResponse:
+    st: ServiceState = request.app.state.dw
+    try:
+        labels = feedback_labels(await read_json(request, st.settings.max_body_bytes))
+    except RequestError as e:
+        return rejected(e)
+    try:
+        result = await asyncio.to_thread(st.store.add_feedback, labels)
+    except Exception as e:  # noqa: BLE001 - store outage: nothing was acknowledged
+        log.error("feedback not stored: %s", e)
+        return JSONResponse({"error": "store_unavailable",
+                             "detail": "labels were not stored (the store is unreachable); retry later"},
+                            status_code=503, headers={"Retry-After": "5"})
+    M.FEEDBACK_LABELS.inc(result.accepted)
+    if result.conflicts:
+        M.FEEDBACK_CONFLICTS.inc(len(result.conflicts))
+    return JSONResponse({"accepted": result.accepted, "unknown": result.unknown, "conflicts": result.conflicts})
+
+
+async def model_info(request: Request) -> JSONResponse:
+    st: ServiceState = request.app.state.dw
+    return JSONResponse(st.slot.current.package.describe())
+
+
+ERRORS = {400: {"model": S.ErrorResponse, "description": "Malformed JSON"},
+          413: {"model": S.ErrorResponse, "description": "Body too large"},
+          415: {"model": S.ErrorResponse, "description": "Not application/json"},
+          422: {"model": S.ErrorResponse, "description": "Invalid instances; every problem is listed"}}
+
+
+def create_app(settings: Settings, load_package) -> FastAPI:
+    """The routes plus a lifespan that loads the model and starts the request log."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        st = ServiceState(settings, load_package)
+        await asyncio.to_thread(st.slot.refresh)
+        if st.requestlog is not None:
+            st.requestlog.start()
+        app.state.dw = st
+        poller = asyncio.get_running_loop().create_task(st.slot.poll(settings.model_poll_seconds))
+        try:
+            yield
+        finally:
+            poller.cancel()
+            await st.batcher.close()
+            if st.requestlog is not None:
+                await asyncio.to_thread(st.requestlog.close)
+
+    app = FastAPI(title="driftwatch", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_api_route("/predict", predict, methods=["POST"], response_model=S.PredictResponse, responses=ERRORS,
+                      openapi_extra=S.body(S.PredictRequest), summary="Predict instances and log them durably")
+    app.add_api_route("/feedback", feedback, methods=["POST"], response_model=S.FeedbackResponse,
+                      responses=ERRORS, openapi_extra=S.body(S.FeedbackRequest), summary="Send ground-truth labels")
+    app.add_api_route("/model", model_info, methods=["GET"], summary="Describe the production model")
+    app.add_api_route("/model", model_info, methods=["POST"], summary="Describe the production model (POST alias)",
+                      operation_id="model_info_post", include_in_schema=False)
+    return app
