@@ -243,5 +243,70 @@ def status(ctx, as_json):
             click.echo(f"  #{r['id']} {r['started_at']} {r['trigger']}: {r['outcome']} — {r.get('reason') or ''}")
 
 
+@main.command()
+@click.option("--scenario", type=click.Choice(["none", "covariate", "prior", "concept"]), default="none", show_default=True,
+              help="none = training distribution; covariate = older, richer applicants; prior = 20% approvals; concept = another approval rule.")
+@click.option("--requests", "n_requests", type=int, default=2000, show_default=True, help="POST /predict calls to send.")
+@click.option("--rate", type=float, default=50.0, show_default=True, help="Requests per second (0 = as fast as possible).")
+@click.option("--batch", type=int, default=1, show_default=True, help="Instances per request.")
+@click.option("--label-delay", type=float, default=5.0, show_default=True, help="Seconds before each label is sent to /feedback.")
+@click.option("--label-share", type=float, default=1.0, show_default=True, help="Share of instances that get a label.")
+@click.option("--drift-after", type=int, default=0, show_default=True, help="Requests of undrifted traffic before the drift starts.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--url", help="Service URL. [env DRIFTWATCH_SERVICE_URL; default http://127.0.0.1:3000]")
+@click.pass_context
+def simulate(ctx, scenario, n_requests, rate, batch, label_delay, label_share, drift_after, seed, url):
+    """Send demo traffic with a chosen drift over HTTP, and feed labels back after a delay."""
+    import asyncio
+    from models.simulate import simulate as run
+    settings = _settings(ctx, service_url=url)
+    try:
+        rep = asyncio.run(run(settings.service_url, scenario, requests=n_requests, rate=rate, label_delay=label_delay,
+                              label_share=label_share, batch=batch, drift_after=drift_after, seed=seed))
+    except KeyboardInterrupt:
+        raise click.Abort()
+    click.echo(rep.summary())
+    if rep.ok == 0:
+        raise click.ClickException(f"no request succeeded; is the service running at {settings.service_url}? "
+                                   "(driftwatch up, or driftwatch serve)")
+
+
+def _policy(settings: Settings):
+    from models.retrain import RetrainPolicy
+    return RetrainPolicy(min_labeled_rows=settings.retrain_min_labeled_rows, margin=settings.promote_margin,
+                         max_original_drop=settings.promote_max_original_drop)
+
+
+@main.command()
+@click.option("--no-promote", is_flag=True, help="Train and judge the candidate, but do not promote it.")
+@click.option("--min-labeled-rows", type=int, help="[env DRIFTWATCH_RETRAIN_MIN_LABELED_ROWS; default 500]")
+@click.pass_context
+def retrain(ctx, no_promote, min_labeled_rows):
+    """Retrain on reference + recent labeled traffic; promote the candidate if it is better.
+
+    Promotion needs: primary metric (accuracy, or RMSE for regressors) better
+    on the newest 30% of labeled rows by DRIFTWATCH_PROMOTE_MARGIN, and not
+    worse on the original hold-out by more than DRIFTWATCH_PROMOTE_MAX_ORIGINAL_DROP.
+    """
+    from models import retrain as rt
+    settings = _settings(ctx, retrain_min_labeled_rows=min_labeled_rows)
+    store = _store(settings)
+    registry = _registry(settings)
+    prod = store.production(settings.model_name)
+    if prod is None:
+        raise click.ClickException("no production model: driftwatch train --demo")
+    result = rt.run(store, registry.load(prod.model_name, prod.model_version), _policy(settings),
+                    trigger="driftwatch retrain", progress=True, promote=not no_promote)
+    click.echo(f"{result.outcome}: {result.reason}")
+    if result.candidate_version:
+        click.echo(f"candidate {prod.model_name}:{result.candidate_version}")
+    dec = result.metrics.get("decision")
+    if dec:
+        for who in ("production", "candidate"):
+            m = result.metrics[who]
+            click.echo(f"  {who:<10} recent {dec['metric']}={m['recent'][dec['metric']]:.4f}  "
+                       f"original {dec['metric']}={m['original'][dec['metric']]:.4f}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -149,6 +149,21 @@ class Store:
                     out[rid] = (label, as_utc(ts))
         return out
 
+    def labeled_rows(self, limit: int = 50000, model_name: str = "") -> list[dict[str, Any]]:
+        """Most recent predictions that have a label (latest label wins), oldest first."""
+        p, f = T.predictions, T.feedback
+        latest = select(f.c.request_id, func.max(f.c.id).label("fid")).group_by(f.c.request_id).subquery()
+        q = (select(p.c.id, p.c.request_id, p.c.ts, p.c.model_name, p.c.model_version, p.c.features,
+                    p.c.prediction, f.c.label, f.c.ts.label("label_ts"))
+             .join(latest, latest.c.request_id == p.c.request_id)
+             .join(f, f.c.id == latest.c.fid)
+             .order_by(p.c.id.desc()).limit(limit))
+        if model_name:
+            q = q.where(p.c.model_name == model_name)
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(q)]
+        return rows[::-1]
+
     def feedback_stats(self) -> dict[str, int]:
         f = T.feedback
         with self.engine.connect() as conn:
@@ -228,6 +243,14 @@ class Store:
         with self.engine.begin() as conn:
             return conn.execute(insert(T.alerts).values(ts=utcnow(), **row).returning(T.alerts.c.id)).scalar_one()
 
+    def alert_recorded(self, fingerprint: str, starts_at: str, status: str) -> bool:
+        """Whether this notification (same alert, same start, same status) was recorded already."""
+        a = T.alerts
+        q = select(a.c.id).where(a.c.fingerprint == fingerprint, a.c.starts_at == starts_at,
+                                 a.c.status == status).limit(1)
+        with self.engine.connect() as conn:
+            return conn.execute(q).first() is not None
+
     def alerts(self, limit: int = 50) -> list[dict[str, Any]]:
         a = T.alerts
         with self.engine.connect() as conn:
@@ -240,6 +263,13 @@ class Store:
     def update_retrain(self, retrain_id: int, **values: Any) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(T.retrains).where(T.retrains.c.id == retrain_id).values(**values))
+
+    def retrain_counts(self) -> dict[tuple[str, str], int]:
+        """Number of retrains by (model name, outcome), over the whole history."""
+        r = T.retrains
+        q = select(r.c.model_name, r.c.outcome, func.count()).group_by(r.c.model_name, r.c.outcome)
+        with self.engine.connect() as conn:
+            return {(m, o): n for m, o, n in conn.execute(q)}
 
     def retrains(self, limit: int = 20) -> list[dict[str, Any]]:
         r = T.retrains
