@@ -161,6 +161,62 @@ def serve(ctx, port, host, workers, no_log):
 
 
 @main.command()
+@click.option("--no-prometheus", is_flag=True, help="Only the service and the monitor.")
+@click.option("--scrape-interval", default="15s", show_default=True, help="Prometheus scrape interval.")
+@click.option("--evaluation-interval", default="15s", show_default=True, help="Prometheus rule evaluation interval.")
+@click.option("--for-scale", type=float, default=1.0, show_default=True, help="Multiply every alert's `for:` (demos and tests use e.g. 0.02).")
+@click.option("--group-wait", help="Alertmanager group_wait override (e.g. 1s for demos).")
+@click.option("--group-interval", help="Alertmanager group_interval override.")
+@click.option("--repeat-interval", help="Alertmanager repeat_interval override.")
+@click.option("--train-demo/--no-train-demo", default=True, show_default=True, help="Train the demo model if the store has no production model.")
+@click.pass_context
+def up(ctx, no_prometheus, scrape_interval, evaluation_interval, for_scale, group_wait, group_interval,
+       repeat_interval, train_demo):
+    """Run everything locally: service, monitor, Prometheus and Alertmanager. Ctrl-C stops all.
+
+    Data (store, model store, spool, reports, Prometheus and Alertmanager data,
+    logs) lives under the data dir. People are notified through
+    DRIFTWATCH_PEOPLE_WEBHOOK_URL (generic or, with DRIFTWATCH_PEOPLE_WEBHOOK_KIND=slack,
+    a Slack incoming webhook); retraining alerts go to the monitor's /alerts.
+    """
+    import signal
+    from driftwatch.stack import Stack, StackOptions
+    settings = _settings(ctx)
+    store = _store(settings)
+    if store.production(settings.model_name) is None:
+        if not train_demo:
+            raise click.ClickException("no production model: driftwatch train --demo (or --data/import)")
+        click.echo("no production model yet: training the demo model")
+        ctx.invoke(train, demo=True, rows=20000, seed=42, estimator="hgb")
+    stack = Stack(settings, StackOptions(scrape_interval=scrape_interval, evaluation_interval=evaluation_interval,
+                                         for_scale=for_scale, group_wait=group_wait, group_interval=group_interval,
+                                         repeat_interval=repeat_interval, prometheus=not no_prometheus), out=click.echo)
+
+    def _stop(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        click.echo("starting service, monitor" + ("" if no_prometheus else ", Prometheus, Alertmanager") + " ...")
+        stack.start()
+    except RuntimeError as e:
+        raise click.ClickException(str(e))
+    except KeyboardInterrupt:
+        stack.stop()
+        return
+    for what, url in stack.urls().items():
+        click.echo(f"  {url:<28} {what}")
+    click.echo(f"logs: {settings.data_dir / 'logs'}   try: driftwatch simulate --scenario covariate --requests 3000")
+    click.echo("Ctrl-C stops everything.")
+    try:
+        code = stack.wait()
+    except KeyboardInterrupt:
+        click.echo("stopping ...")
+        stack.stop()
+        code = 0
+    ctx.exit(code)
+
+
+@main.command()
 @click.argument("version")
 @click.option("--name", help="Model name. [default: the production model's name]")
 @click.option("--reason", default="manual promotion", show_default=True)

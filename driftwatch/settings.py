@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     false_alarm_budget: float = 0.001
     calibration_resamples: int = 400
 
+    # local stack (`driftwatch up`)
+    prometheus_port: int = 9090
+    alertmanager_port: int = 9093
+    people_webhook_url: str = ""
+    people_webhook_kind: str = "webhook"
+
     # alerts / retraining
     alert_token: str = ""
     retrain_cooldown_seconds: float = 600.0
