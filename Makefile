@@ -18,10 +18,10 @@ install: $(BIN)/driftwatch
 
 # Prometheus and Alertmanager come from Debian's packages; install them when we can (root + apt).
 system-deps:
-	@if command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null; then :; \
+	@if command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null && command -v docker-compose >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing prometheus and prometheus-alertmanager (Debian packages)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager >/dev/null; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager wrk docker-compose >/dev/null; \
 	else \
 	  echo "prometheus/prometheus-alertmanager not found: run 'sudo apt-get install prometheus prometheus-alertmanager'"; \
 	  echo "(driftwatch up still starts the service and the monitor without them)"; \

@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     service_port: int = 3000
     service_url: str = ""
     service_workers: int = 1
+    monitor_host: str = "127.0.0.1"
     monitor_port: int = 3001
     monitor_url: str = ""
 
