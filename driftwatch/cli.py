@@ -217,6 +217,81 @@ def up(ctx, no_prometheus, scrape_interval, evaluation_interval, for_scale, grou
 
 
 @main.command()
+@click.option("--port", type=int, help="[env DRIFTWATCH_MONITOR_PORT; default 3001]")
+@click.option("--host", help="[env DRIFTWATCH_MONITOR_HOST; default 127.0.0.1]")
+@click.option("--interval", type=float, help="Seconds between checks for new rows. [env DRIFTWATCH_MONITOR_INTERVAL_SECONDS; default 10]")
+@click.option("--window-size", type=int, help="Count window: the last N predictions; thresholds are calibrated for N. [env DRIFTWATCH_WINDOW_SIZE; default 1000]")
+@click.option("--window-seconds", type=float, help="Time window: the predictions of the last S seconds (0 = count window). [env DRIFTWATCH_WINDOW_SECONDS; default 0]")
+@click.pass_context
+def monitor(ctx, port, host, interval, window_size, window_seconds):
+    """Run the monitor beside the service: drift, quality, performance and concept drift of the production model.
+
+    \b
+    GET  /metrics          Prometheus metrics (driftwatch_*)
+    GET  /status           JSON of the latest window
+    GET  /reports/latest   Evidently HTML report of a window (also /reports/RUN_ID)
+    POST /alerts           Alertmanager webhook (Bearer DRIFTWATCH_ALERT_TOKEN); action="retrain" retrains
+    GET  /healthz
+    """
+    import logging
+
+    import uvicorn
+
+    from models.trigger import RetrainTrigger
+    from monitors.app import build_monitor_app
+    from monitors.runner import Monitor
+
+    settings = _settings(ctx, monitor_port=port, monitor_host=host, monitor_interval_seconds=interval,
+                         window_size=window_size, window_seconds=window_seconds)
+    store = _store(settings)
+    registry = _registry(settings)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if store.production(settings.model_name) is None:
+        click.echo("no production model yet: the monitor waits for one (driftwatch train --demo)", err=True)
+
+    def load_production():
+        prod = store.production(settings.model_name)
+        return registry.load(prod.model_name, prod.model_version)
+
+    mon = Monitor(settings, store, registry.load)
+    trigger = RetrainTrigger(store, load_production, _policy(settings), settings.retrain_cooldown_seconds,
+                             wait_seconds=settings.retrain_wait_seconds, poll_seconds=settings.retrain_poll_seconds)
+    app = build_monitor_app(settings, store, mon, trigger=trigger)
+    window = (f"last {settings.window_seconds:g} s" if settings.window_seconds > 0
+              else f"last {settings.window_size} predictions")
+    click.echo(f"monitor on http://{settings.monitor_host}:{settings.monitor_port} (window: {window}, "
+               f"every {settings.monitor_interval_seconds:g} s; store {settings.database_url})")
+    uvicorn.run(app, host=settings.monitor_host, port=settings.monitor_port, log_level="warning")
+
+
+@main.command()
+@click.option("--run-id", type=int, help="Window (monitor_runs id) to report. [default: the latest]")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the HTML here. [default: the cached file under DATA_DIR/reports]")
+@click.pass_context
+def report(ctx, run_id, output):
+    """Write the Evidently HTML report (drift, data quality, model quality) of a recorded window."""
+    import shutil
+
+    from monitors.runner import render_report
+
+    settings = _settings(ctx)
+    store = _store(settings)
+    registry = _registry(settings)
+    try:
+        path = render_report(settings, store, registry.load, run_id)
+    except Exception as e:  # noqa: BLE001 - e.g. the window's model version was deleted from the model store
+        raise click.ClickException(f"cannot build the report: {e}")
+    if path is None:
+        raise click.ClickException(f"no window with run id {run_id}" if run_id is not None else
+                                   "no window recorded yet: run `driftwatch monitor` (or `driftwatch up`) with traffic")
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, output)
+        path = output
+    click.echo(str(path))
+
+
+@main.command()
 @click.argument("version")
 @click.option("--name", help="Model name. [default: the production model's name]")
 @click.option("--reason", default="manual promotion", show_default=True)

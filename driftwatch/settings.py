@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     alert_token: str = ""
     retrain_cooldown_seconds: float = 600.0
     retrain_min_labeled_rows: int = 500
+    retrain_wait_seconds: float = 3600.0
+    retrain_poll_seconds: float = 30.0
     promote_margin: float = 0.01
     promote_max_original_drop: float = 0.05
 

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from driftwatch.package import Batch, ModelPackage
 from driftwatch.store import Store, utcnow
 from models import registry
+from models.changepoint import change_point
 from models.metrics import score
 from models.slices import worst_slices
 from models.train import Trained, outputs, reference_batch
@@ -76,6 +77,14 @@ def _frame(rows: list[dict[str, Any]], package: ModelPackage) -> tuple[pd.DataFr
     return X, pd.Series(labels, name="target")
 
 
+def _errors(task: str, y: pd.Series, pred: pd.Series) -> np.ndarray:
+    """Per-row error: misclassification, or absolute error above its median for regressors."""
+    if task == "classification":
+        return (y.astype(str).to_numpy() != pd.Series(pred).astype(str).to_numpy()).astype(float)
+    err = np.abs(np.asarray(y, float) - np.asarray(pred, float))
+    return (err > np.median(err)).astype(float)
+
+
 def _fit(estimator: Any, X: pd.DataFrame, y: pd.Series, weights: np.ndarray) -> Any:
     est = clone(estimator)
     key = f"{est.steps[-1][0]}__sample_weight" if isinstance(est, Pipeline) else "sample_weight"
@@ -90,16 +99,30 @@ def _evaluate(package: ModelPackage, est: Any, X: pd.DataFrame, y: pd.Series) ->
     return score(package.task, y, pred, proba, package.classes)
 
 
-def retrain(store: Store, package: ModelPackage, policy: RetrainPolicy, *, progress: bool = False) -> tuple[RetrainResult, Trained | None]:
-    """Train and judge a candidate. Stores nothing; see ``run`` for the full step."""
+def recent_labeled(store: Store, package: ModelPackage, policy: RetrainPolicy) -> tuple[pd.DataFrame, pd.Series, dict]:
+    """Recent labeled production rows, oldest first; after a concept change only the rows after it."""
     rows = store.labeled_rows(limit=policy.recent_rows, model_name=package.name)
     data: dict[str, Any] = {"labeled_rows": len(rows)}
-    if len(rows) < policy.min_labeled_rows:
-        return RetrainResult("skipped", f"{len(rows)} labeled production rows, need {policy.min_labeled_rows}",
-                             data=data), None
+    if not rows:
+        return package.schema.frame([]), pd.Series([], dtype=object), data
+    X, y = _frame(rows, package)
+    pred, _ = outputs(package.estimator, X)
+    cp = change_point(_errors(package.task, y, pred))
+    if cp is not None:
+        data["change_point_dropped_rows"] = cp
+        X, y = X.iloc[cp:].reset_index(drop=True), y.iloc[cp:].reset_index(drop=True)
+    return X, y, data
+
+
+def retrain(store: Store, package: ModelPackage, policy: RetrainPolicy, *, progress: bool = False) -> tuple[RetrainResult, Trained | None]:
+    """Train and judge a candidate. Stores nothing; see ``run`` for the full step."""
+    X_recent, y_recent, data = recent_labeled(store, package, policy)
+    rows = len(X_recent)
+    if rows < policy.min_labeled_rows:
+        return RetrainResult("skipped", f"{rows} labeled production rows of the current concept, need "
+                             f"{policy.min_labeled_rows}", data=data), None
     bar = tqdm(total=4, desc="retrain", unit="step", disable=not progress)
-    X_recent, y_recent = _frame(rows, package)
-    cut = int(len(rows) * (1 - policy.recent_holdout_share))
+    cut = int(rows * (1 - policy.recent_holdout_share))
     X_rt, y_rt, X_rh, y_rh = X_recent.iloc[:cut], y_recent.iloc[:cut], X_recent.iloc[cut:], y_recent.iloc[cut:]
     ref = package.reference
     rng = np.random.default_rng(policy.seed)

@@ -19,9 +19,11 @@ class RetrainTrigger:
     running or the last one started less than ``cooldown_seconds`` ago."""
 
     def __init__(self, store: Store, load_production: Callable[[], ModelPackage], policy: retrain.RetrainPolicy,
-                 cooldown_seconds: float, on_done: Callable[[retrain.RetrainResult], None] = lambda r: None):
+                 cooldown_seconds: float, on_done: Callable[[retrain.RetrainResult], None] = lambda r: None,
+                 *, wait_seconds: float = 3600.0, poll_seconds: float = 30.0):
         self.store, self.load_production, self.policy = store, load_production, policy
         self.cooldown_seconds = cooldown_seconds
+        self.wait_seconds, self.poll_seconds = wait_seconds, poll_seconds
         self.on_done = on_done
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -48,10 +50,22 @@ class RetrainTrigger:
             self._thread.start()
             return {"retrain": "started", "trigger": trigger}
 
+    def _wait_for_labels(self) -> ModelPackage:
+        """An alert often fires before enough labels of the new concept exist: wait for them (bounded)."""
+        deadline = time.monotonic() + self.wait_seconds
+        while True:
+            package = self.load_production()
+            n = len(retrain.recent_labeled(self.store, package, self.policy)[0])
+            if n >= self.policy.min_labeled_rows or time.monotonic() >= deadline:
+                return package
+            log.warning("retrain waits for labels: %d of %d labeled rows of the current concept", n,
+                        self.policy.min_labeled_rows)
+            time.sleep(self.poll_seconds)
+
     def _run(self, trigger: str) -> None:
         t0 = time.monotonic()
         try:
-            result = retrain.run(self.store, self.load_production(), self.policy, trigger=trigger)
+            result = retrain.run(self.store, self._wait_for_labels(), self.policy, trigger=trigger)
             self.on_done(result)
         except Exception:  # noqa: BLE001 - recorded in `retrains` by retrain.run
             log.exception("retrain failed")

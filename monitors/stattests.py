@@ -22,7 +22,7 @@ distribution.
 0.3464
 >>> cat = CategoricalReference.fit(np.array(["a", "b", "a", "b"], dtype=object))
 >>> round(cat.score(np.array(["a", "a", "a", "b"], dtype=object)), 4)
-0.1807
+0.1839
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class NumericReference:
     method: str = WASSERSTEIN
 
     @classmethod
-    def fit(cls, values) -> "NumericReference":
+    def fit(cls, values) -> NumericReference:
         x = np.sort(finite_values(values))
         if x.size == 0:
             raise ValueError("reference column has no finite values")
@@ -84,28 +84,39 @@ class NumericReference:
         ``column`` is the reference column in row order (the one given to
         ``fit``), ``windows`` a (B, m) array of row indices. The rest's CDF is
         (N F_ref - m F_win) / (N - m), so W(window, rest) = N / (N - m) * W(window, ref).
+
+        W(window, ref) = sum_i |(i+1)/N - C_i/m| g_i over the sorted reference
+        (g_i its gaps, C_i the window rows among the first i+1). C_i is constant
+        between consecutive window ranks and the sign of the difference flips
+        at most once there, so with prefix sums of g_i and (i+1) g_i each
+        window costs O(m), not O(N).
         """
         x = np.asarray(column, dtype=float)
         finite = np.isfinite(x)
         order = np.argsort(np.where(finite, x, np.inf), kind="stable")
         n = int(finite.sum())
-        rank = np.full(x.size, -1, dtype=np.int64)
+        rank = np.full(x.size, n, dtype=np.int64)  # n marks a missing value
         rank[order[:n]] = np.arange(n)
         gaps = np.diff(x[order[:n]])
-        ref_cdf = np.arange(1, n) / n
+        g_cum = np.concatenate(([0.0], np.cumsum(gaps)))
+        h_cum = np.concatenate(([0.0], np.cumsum(np.arange(1, n) * gaps)))
         out = np.empty(len(windows))
         for lo in range(0, len(windows), 256):
-            w = rank[windows[lo:lo + 256]]
-            member = np.zeros((len(w), n), dtype=np.int32)
-            rows = np.repeat(np.arange(len(w)), w.shape[1])
-            keep = w.ravel() >= 0
-            member[rows[keep], w.ravel()[keep]] = 1
-            m = member.sum(axis=1)
-            cum = np.cumsum(member, axis=1)[:, :-1]
+            r = np.sort(rank[windows[lo:lo + 256]], axis=1)
+            b, m = r.shape
+            mb = (r < n).sum(axis=1, keepdims=True).astype(float)
+            last = np.full((b, 1), n - 1)
+            starts = np.minimum(np.concatenate((np.zeros((b, 1), dtype=np.int64), r), axis=1), n - 1)
+            ends = np.minimum(np.concatenate((r, last), axis=1), n - 1)
+            k = np.arange(m + 1)[None, :]
             with np.errstate(invalid="ignore", divide="ignore"):
-                win_cdf = cum / m[:, None]
-                dist = np.abs(ref_cdf[None, :] - win_cdf) @ gaps
-                out[lo:lo + len(w)] = np.where((m > 0) & (m < n), dist * n / (n - m), np.nan)
+                level = k / mb
+                cross = np.clip(np.ceil(k * n / mb) - 1, starts, ends).astype(np.int64)
+                seg = level * (2 * g_cum[cross] - g_cum[starts] - g_cum[ends]) \
+                    + (h_cum[ends] + h_cum[starts] - 2 * h_cum[cross]) / n
+                dist = np.where(k <= mb, seg, 0.0).sum(axis=1)
+                m_eff = mb[:, 0]
+                out[lo:lo + b] = np.where((m_eff > 0) & (m_eff < n), dist * n / (n - m_eff), np.nan)
         return out / self.norm
 
 
@@ -129,7 +140,7 @@ class CategoricalReference:
     method: str = JENSENSHANNON
 
     @classmethod
-    def fit(cls, values) -> "CategoricalReference":
+    def fit(cls, values) -> CategoricalReference:
         v = present_values(values)
         if v.size == 0:
             raise ValueError("reference column has no values")
