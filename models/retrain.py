@@ -174,15 +174,19 @@ def retrain(store: Store, package: ModelPackage, policy: RetrainPolicy, *, progr
         outcome, reason = "promoted", f"{name} {gain:+.4f} on recent data, original hold-out change {-drop:+.4f}"
         if stale:
             reason += f" (concept changed: production lost {prod_loss:.4f} on recent data, original labels are stale)"
-    # the candidate's reference: rows it never saw, preferring the recent distribution
-    if len(X_rh) >= policy.min_reference_rows:
-        X_new_ref, y_new_ref = X_rh, y_rh
-    else:
+    # The candidate's reference: rows it never saw, preferring the recent distribution. After a
+    # concept change the original hold-out's labels are stale: its rows only lend their features.
+    X_new_ref, y_new_ref = X_rh, y_rh
+    if len(X_rh) < policy.min_reference_rows:
+        y_old = pd.Series([None] * len(y_oh), dtype=object) if stale else y_oh
         X_new_ref = pd.concat([X_rh, X_oh], ignore_index=True)
-        y_new_ref = pd.concat([y_rh, y_oh], ignore_index=True)
+        y_new_ref = pd.concat([y_rh.astype(object), y_old.astype(object)], ignore_index=True)
     new_ref: Batch = reference_batch(candidate, X_new_ref.reset_index(drop=True), y_new_ref.reset_index(drop=True))
+    labeled = new_ref.target.notna().to_numpy()
+    baseline = score(package.task, new_ref.target[labeled], new_ref.predictions[labeled],
+                     new_ref.probabilities[labeled] if new_ref.probabilities is not None else None, package.classes)
     trained = Trained(estimator=candidate, task=package.task, schema=package.schema, reference=new_ref,
-                      baseline=score(package.task, new_ref.target, new_ref.predictions, new_ref.probabilities, package.classes),
+                      baseline=baseline,
                       classes=package.classes, trained_at=utcnow().isoformat(timespec="seconds"),
                       trained_from=f"retrain of {package.tag}: {len(X_ot)} reference + {len(X_rt)} recent labeled rows",
                       train_rows=len(X_train))
