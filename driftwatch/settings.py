@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     service_port: int = 3000
     service_url: str = ""
     service_workers: int = 1
+    service_tracing: bool = Field(default=False, description=(
+        "BentoML OpenTelemetry spans for the API routes. Off by default: BentoML samples nothing unless tracing is "
+        "configured (tracing.sample_rate, an exporter), yet builds a span for every request; turn it on with them."))
     monitor_host: str = "127.0.0.1"
     monitor_port: int = 3001
     monitor_url: str = ""
@@ -49,8 +52,8 @@ class Settings(BaseSettings):
     store_timeout_seconds: float = 2.0
     model_poll_seconds: float = 1.0
 
-    # adaptive batching of model calls (0 = off)
-    batch_max_size: int = 64
+    # adaptive batching of model calls: instances per call (1 = off); how long a call waits for more requests
+    batch_max_size: int = 1024
     batch_max_latency_ms: float = 5.0
 
     # monitor

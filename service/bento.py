@@ -24,6 +24,8 @@ app = create_app(settings, registry.load)
     workers=settings.service_workers,
     traffic={"timeout": 60},
     logging={"access": {"enabled": False}},
+    # no spans for our routes unless asked for (DRIFTWATCH_SERVICE_TRACING); /metrics, /livez... keep BentoML's
+    **({} if settings.service_tracing else {"tracing": {"excluded_urls": ["/predict", "/feedback", "/model"]}}),
     http={"port": settings.service_port},
 )
 @bentoml.asgi_app(app, path="/")

@@ -26,6 +26,40 @@ from service.spool import Spool
 log = logging.getLogger("driftwatch.requestlog")
 
 
+class _LoopWaiter(Future):
+    """What ``write`` waits on: the writer settles it like any ``Future``, then
+    ``wake`` settles the asyncio twins on their loop, a whole commit in one
+    ``call_soon_threadsafe`` (one loop wake-up, not one per request)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        super().__init__()
+        self.loop = loop
+        self.aio = loop.create_future()
+
+    @staticmethod
+    def wake(items: list[tuple[Any, Future]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[_LoopWaiter]] = {}
+        for _, fut in items:
+            if isinstance(fut, _LoopWaiter):
+                by_loop.setdefault(fut.loop, []).append(fut)
+        for loop, waiters in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_LoopWaiter._settle, waiters)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
+
+    @staticmethod
+    def _settle(waiters: list["_LoopWaiter"]) -> None:
+        for w in waiters:
+            if w.aio.done():  # the request was cancelled meanwhile
+                continue
+            e = w.exception()
+            if e is None:
+                w.aio.set_result(None)
+            else:
+                w.aio.set_exception(e)
+
+
 class RequestLog:
     def __init__(self, store: Store, spool: Spool, *, max_batch: int = 512, retry_seconds: float = 1.0,
                  on_stored: Callable[[int], None] = lambda n: None,
@@ -40,6 +74,7 @@ class RequestLog:
         self._writer = threading.Thread(target=self._run, name="requestlog-writer", daemon=True)
         self._prober = threading.Thread(target=self._probe, name="requestlog-prober", daemon=True)
         self._next_orphan_check = 0.0
+        self._kick_loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> "RequestLog":
         self._writer.start()
@@ -56,8 +91,27 @@ class RequestLog:
         return fut
 
     async def write(self, rows: list[dict[str, Any]]) -> None:
-        """Return once ``rows`` are durable (store or spool); raise if neither worked."""
-        await asyncio.wrap_future(self.submit(rows))
+        """Return once ``rows`` are durable (store or spool); raise if neither worked.
+
+        The writer is woken once per event-loop turn, after every request of
+        that turn has queued its rows (requests resumed by the same model call
+        share one commit), and wakes the loop once per commit.
+        """
+        loop = asyncio.get_running_loop()
+        waiter = _LoopWaiter(loop)
+        with self._cv:
+            if self._stop:
+                raise RuntimeError("request log is closed")
+            self._pending.append((rows, waiter))
+        if self._kick_loop is not loop:
+            self._kick_loop = loop
+            loop.call_soon(self._kick)
+        await waiter.aio
+
+    def _kick(self) -> None:
+        self._kick_loop = None
+        with self._cv:
+            self._cv.notify()
 
     @property
     def store_up(self) -> bool:
@@ -83,11 +137,25 @@ class RequestLog:
             if not items and self._stop:
                 return
             if self._store_up:
-                self._ship_spool()
+                self._guard(self._ship_spool)
             if self._store_up and time.monotonic() >= self._next_orphan_check:
-                self._ship_orphans()
+                self._guard(self._ship_orphans)
             if items:
-                self._commit(items)
+                try:
+                    self._commit(items)
+                except Exception as e:  # noqa: BLE001 - fail these requests; a dead writer would hang all later ones
+                    log.exception("request log: cannot log %d requests", len(items))
+                    for _, fut in items:
+                        if not fut.done():
+                            fut.set_exception(e)
+                _LoopWaiter.wake(items)
+
+    def _guard(self, step: Callable[[], None]) -> None:
+        try:
+            step()
+        except Exception as e:  # noqa: BLE001 - keep the writer alive; the rows stay spooled for the next try
+            log.exception("request log: %s failed", step.__name__)
+            self._mark_down(e)  # retried after the next probe, not in a busy loop
 
     def _commit(self, items: list[tuple[list[dict[str, Any]], Future]]) -> None:
         rows = [r for batch, _ in items for r in batch]

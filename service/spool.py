@@ -34,6 +34,13 @@ def _decode(line: str) -> dict[str, Any]:
     return row
 
 
+def _mtime(p: Path) -> float:
+    try:
+        return p.stat().st_mtime
+    except FileNotFoundError:  # shipped by another process meanwhile
+        return 0.0
+
+
 class Spool:
     def __init__(self, directory: str | os.PathLike):
         self.dir = Path(directory)
@@ -44,22 +51,38 @@ class Spool:
 
     def _open_own(self):
         if self._own is None:
-            self._own = open(self._own_path, "a+", encoding="utf-8")
-            fcntl.flock(self._own, fcntl.LOCK_EX)
+            # lock under a name the orphan scan ignores, then rename: a live process's file is
+            # never seen unlocked (another process would take it for an orphan and delete it)
+            tmp = self._own_path.with_suffix(".tmp")
+            f = open(tmp, "ab+", buffering=0)  # unbuffered: a failed write leaves nothing queued
+            fcntl.flock(f, fcntl.LOCK_EX)
+            os.rename(tmp, self._own_path)
+            self._own = f
         return self._own
 
     def append(self, rows: list[dict[str, Any]]) -> None:
         """Append and fsync: after this returns the rows survive a crash."""
         f = self._open_own()
-        f.write("".join(_encode(r) + "\n" for r in rows))
-        f.flush()
-        os.fsync(f.fileno())
+        data = "".join(_encode(r) + "\n" for r in rows).encode("utf-8")
+        start = f.seek(0, os.SEEK_END)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[f.write(view):]
+            os.fsync(f.fileno())
+        except BaseException:
+            # not durable, so not acknowledged: leave no (partial) line behind
+            try:
+                f.truncate(start)
+            except OSError:
+                pass
+            raise
         self.pending += len(rows)
 
     def orphans(self) -> list[Path]:
         """Spool files of other processes that no longer hold their lock."""
         out = []
-        for p in sorted(self.dir.glob("spool-*.jsonl"), key=lambda p: p.stat().st_mtime):
+        for p in sorted(self.dir.glob("spool-*.jsonl"), key=_mtime):
             if p == self._own_path:
                 continue
             try:
@@ -80,14 +103,14 @@ class Spool:
         """Yield this process's spooled rows in order; call ``clear`` once all are stored."""
         if self._own is None or self.pending == 0:
             return
-        self._own.seek(0)
         batch: list[dict[str, Any]] = []
-        for line in self._own:
-            if line.strip():
-                batch.append(_decode(line))
-            if len(batch) >= size:
-                yield batch
-                batch = []
+        with open(self._own_path, "r", encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    batch.append(_decode(line))
+                if len(batch) >= size:
+                    yield batch
+                    batch = []
         if batch:
             yield batch
 
@@ -95,7 +118,6 @@ class Spool:
         """Forget shipped rows (every row must already be committed in the store)."""
         if self._own is not None:
             self._own.truncate(0)
-            self._own.seek(0)
             os.fsync(self._own.fileno())
         self.pending = 0
 

@@ -21,6 +21,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import orjson
+
 from driftwatch.schema import FeatureSchema
 
 REASONS = (
@@ -66,12 +68,22 @@ def _reject_constant(name: str) -> Any:
 
 
 def parse_json(body: bytes) -> Any:
-    """Strict JSON: ``NaN``/``Infinity`` tokens and invalid UTF-8 are errors."""
+    """Strict JSON: ``NaN``/``Infinity`` tokens and invalid UTF-8 are errors.
+
+    orjson parses what is strict RFC 8259 JSON in UTF-8 (the usual body), several times faster; anything it
+    refuses goes to the standard parser, which accepts or rejects it and names the problem exactly as before.
+    """
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(body, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as e:
         reason = "not_finite" if "finite" in str(e) else "malformed_json"
         raise RequestError([Problem("body", reason, f"request body is not valid JSON: {e}")], 400) from None
+    except RecursionError:  # e.g. [[[[...]]]] nested deeper than the parser goes
+        raise RequestError([Problem("body", "malformed_json", "request body is nested too deeply")], 400) from None
 
 
 def check_content_type(content_type: str | None) -> None:
@@ -79,6 +91,14 @@ def check_content_type(content_type: str | None) -> None:
     if ct != "application/json" and not ct.endswith("+json"):
         raise RequestError([Problem("headers.content-type", "content_type",
                                     f"expected Content-Type application/json, got {content_type or 'none'!r}")], 415)
+
+
+def _finite(v: int | float) -> bool:
+    """Finite as the float64 the model computes with (JSON integers are unbounded)."""
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int beyond float range
+        return False
 
 
 class Validator:
@@ -127,7 +147,7 @@ class Validator:
                     if type(v) is bool or not isinstance(v, (int, float)):
                         problems.append(Problem(f"instances[{i}].{name}", "wrong_type",
                                                 f"{name} must be a number, got {type(v).__name__} {v!r:.40}"))
-                    elif isinstance(v, float) and not math.isfinite(v):
+                    elif not _finite(v):
                         problems.append(Problem(f"instances[{i}].{name}", "not_finite", f"{name} must be finite"))
                 elif not isinstance(v, str):
                     problems.append(Problem(f"instances[{i}].{name}", "wrong_type",

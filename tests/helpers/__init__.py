@@ -1,0 +1,1 @@
+"""Test helpers: real service processes, PostgreSQL schemas, load, a TCP proxy, metrics."""
