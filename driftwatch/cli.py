@@ -155,6 +155,18 @@ def serve(ctx, port, host, workers, no_log):
     if store.production(settings.model_name) is None:
         raise click.ClickException("no production model in the store. Train one first: driftwatch train --demo")
     env = {**os.environ, **settings.to_env()}
+    # BentoML keeps its multiprocess metrics under BENTOML_HOME and wipes them at start: give this
+    # server a home of its own whose model store is the shared one, so services sharing a model
+    # store (replicas on one volume, tests) never reset or mix each other's metrics.
+    runtime = settings.data_dir / "run" / f"bentoml-{settings.service_port}"
+    runtime.mkdir(parents=True, exist_ok=True)
+    models_link, models_dir = runtime / "models", Path(settings.bentoml_home) / "models"
+    models_dir.mkdir(parents=True, exist_ok=True)
+    if models_link.is_symlink() and models_link.resolve() != models_dir.resolve():
+        models_link.unlink()
+    if not models_link.exists():
+        models_link.symlink_to(models_dir.resolve(), target_is_directory=True)
+    env["BENTOML_HOME"] = env["DRIFTWATCH_BENTOML_HOME"] = str(runtime)
     args = [sys.executable, "-m", "bentoml", "serve", SERVICE_TARGET,
             "--host", settings.service_host, "--port", str(settings.service_port)]
     os.execvpe(args[0], args, env)

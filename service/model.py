@@ -56,7 +56,10 @@ class Served:
             classes = est.classes_
             preds = classes[proba.argmax(axis=1)].tolist()
             return preds, np.round(proba, 6).tolist()
-        return np.asarray(est.predict(X)).tolist(), None
+        preds = np.asarray(est.predict(X))
+        if preds.dtype.kind == "f" and not np.isfinite(preds).all():  # JSON has no NaN: say "no prediction"
+            return [v if np.isfinite(v) else None for v in preds.tolist()], None
+        return preds.tolist(), None
 
 
 class ModelSlot:

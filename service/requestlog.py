@@ -18,7 +18,7 @@ from concurrent.futures import Future
 from typing import Any, Callable
 
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from driftwatch.store import Store
 from service.spool import Spool
@@ -58,6 +58,11 @@ class _LoopWaiter(Future):
                 w.aio.set_result(None)
             else:
                 w.aio.set_exception(e)
+
+
+def is_outage(e: BaseException) -> bool:
+    """Connection trouble (spool and retry) as opposed to rows the store refuses (fail them)."""
+    return isinstance(e, (OperationalError, InterfaceError)) or bool(getattr(e, "connection_invalidated", False))
 
 
 class RequestLog:
@@ -165,6 +170,9 @@ class RequestLog:
                 self.store.insert_predictions(rows)
                 self.on_stored(len(rows))
             except SQLAlchemyError as e:
+                if not is_outage(e):
+                    self._commit_each(items, e)
+                    return
                 self._mark_down(e)
                 error = self._to_spool(rows)
         else:
@@ -174,6 +182,26 @@ class RequestLog:
                 fut.set_result(None)
             else:
                 fut.set_exception(error)
+
+    def _commit_each(self, items: list[tuple[list[dict[str, Any]], Future]], first: BaseException) -> None:
+        """The store is up but refused the batch as data: isolate the requests it refuses.
+
+        Those fail (nothing acknowledged, nothing spooled to block the queue); the rest commit.
+        """
+        log.error("request log: the store refused a batch (%s); committing request by request",
+                  str(first).splitlines()[0])
+        for rows, fut in items:
+            try:
+                self.store.insert_predictions(rows)
+                self.on_stored(len(rows))
+                fut.set_result(None)
+            except SQLAlchemyError as e:
+                if is_outage(e):
+                    self._mark_down(e)
+                    err = self._to_spool(rows)
+                    fut.set_result(None) if err is None else fut.set_exception(err)
+                else:
+                    fut.set_exception(e)
 
     def _to_spool(self, rows: list[dict[str, Any]]) -> BaseException | None:
         try:

@@ -39,6 +39,10 @@ def make_engine(url: str, *, timeout: float = 5.0, pool_size: int = 4) -> Engine
     if u.get_backend_name() == "postgresql":
         return create_engine(
             url, pool_size=pool_size, max_overflow=2, pool_pre_ping=True, pool_recycle=300,
-            connect_args={"connect_timeout": max(1, int(timeout))},
+            # keepalives + tcp_user_timeout: a server that silently stops answering fails the
+            # connection within seconds instead of hanging the request-log writer.
+            connect_args={"connect_timeout": max(1, int(timeout)), "keepalives": 1, "keepalives_idle": 5,
+                          "keepalives_interval": 2, "keepalives_count": 2,
+                          "tcp_user_timeout": int(max(timeout, 5) * 1000)},
         )
     return create_engine(url)

@@ -281,3 +281,35 @@ def test_writer_survives_an_unexpected_error(store, make_log):
     ok = rows(1)
     log.submit(ok).result(timeout=30)
     assert store.ids_in_order() == [ok[0]["request_id"]]
+
+
+class RefusingStore(FlakyStore):
+    """Up, but refuses rows whose prediction is the string "bad" (like PostgreSQL refusing NaN in json)."""
+
+    def insert_predictions(self, rows):
+        from sqlalchemy.exc import DataError
+        if any(r["prediction"] == "bad" for r in rows):
+            raise DataError("INSERT", {}, ValueError("invalid input syntax for type json"))
+        return super().insert_predictions(rows)
+
+
+def test_rows_the_store_refuses_fail_their_request_only(tmp_path, make_log):
+    store = RefusingStore(f"sqlite:///{tmp_path / 'refuse.db'}")
+    log, counters = make_log(store)
+    gate = hold_first_commit(store)
+    first_rows = rows(1)
+    first = log.submit(first_rows)
+    wait_until(lambda: store.gate is None, 10, "the writer to start the first commit")
+    good, bad = rows(3), rows(1)
+    bad[0]["prediction"] = "bad"
+    f_good, f_bad = log.submit(good), log.submit(bad)  # queued together: one batch
+    gate.set()
+    first.result(10)
+    f_good.result(10)
+    with pytest.raises(Exception, match="invalid input syntax"):
+        f_bad.result(10)
+    assert log.store_up and log.spool.pending == 0  # not mistaken for an outage, nothing spooled behind it
+    later = rows(2)
+    log.submit(later).result(10)
+    assert store.ids_in_order() == [r["request_id"] for r in first_rows + good + later]
+    store.real.dispose()
