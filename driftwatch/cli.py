@@ -384,6 +384,24 @@ def status(ctx, as_json):
         click.echo("retrains:")
         for r in out["retrains"]:
             click.echo(f"  #{r['id']} {r['started_at']} {r['trigger']}: {r['outcome']} — {r.get('reason') or ''}")
+        _print_retrain_detail(out["retrains"][0])
+
+
+def _print_retrain_detail(r: dict) -> None:
+    """Metrics, data sizes and worst slices of one retrain."""
+    m, data, ea = r.get("metrics") or {}, r.get("data") or {}, r.get("error_analysis") or {}
+    dec = m.get("decision")
+    click.echo(f"latest retrain #{r['id']} ({r['outcome']}), candidate {r.get('candidate_version') or '-'}:")
+    if data:
+        click.echo("  data: " + ", ".join(f"{k}={v}" for k, v in data.items()))
+    if dec:
+        k = dec["metric"]
+        for who in ("production", "candidate"):
+            click.echo(f"  {who:<10} {k}: recent hold-out {m[who]['recent'][k]:.4f}, original hold-out {m[who]['original'][k]:.4f}")
+    for who, slices in ea.items():
+        if slices:
+            worst = "; ".join(f"{s['slice']} (n={s['rows']}, error {s['error']:.3f})" for s in slices[:3])
+            click.echo(f"  worst slices for {who}: {worst}")
 
 
 @main.command()

@@ -135,13 +135,22 @@ def stack(tmp_path_factory):
         wait_for(ready, 120, "the stack to come up")
         yield {"env": env, "urls": urls, "people": people, "data": data}
     finally:
-        up.send_signal(signal.SIGINT)
+        up.send_signal(signal.SIGINT)  # Ctrl-C stops everything cleanly
         try:
-            up.wait(30)
+            code = up.wait(30)
         except subprocess.TimeoutExpired:
             os.killpg(up.pid, signal.SIGKILL)
+            code = "timeout"
         people.close()
         log.close()
+        still_open = [k for k, p in ports.items() if _listening(p)]
+        assert code == 0 and not still_open, f"driftwatch up after Ctrl-C: exit {code}, still listening: {still_open}"
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def firing(prom: str) -> dict[str, dict]:
