@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Any
 
+import orjson
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -118,9 +119,33 @@ def _too_big(max_bytes: int) -> RequestError:
 
 
 def new_request_ids(n: int) -> list[str]:
-    """``n`` fresh request ids, 32 hex digits (128 random bits) each: one ``urandom`` call, not one per id."""
-    h = os.urandom(16 * n).hex()
-    return [h[i:i + 32] for i in range(0, 32 * n, 32)]
+    """``n`` fresh request ids of 32 hex digits: the time in milliseconds (12 digits), then 80 random bits.
+
+    Time first (as in UUIDv7), so the store's unique index on ``request_id`` grows at one end: a commit
+    touches a few index pages instead of one random page per row (2-4x less work per row in SQLite once
+    the table is large, less WAL). 80 random bits per millisecond keep ids unique across processes.
+
+    >>> a, b = new_request_ids(2)
+    >>> len(a) == len(b) == 32 and a != b and a[:12] == b[:12]
+    True
+    """
+    prefix = format(time.time_ns() // 1_000_000, "012x")
+    h = os.urandom(10 * n).hex()
+    return [prefix + h[i:i + 20] for i in range(0, 20 * n, 20)]
+
+
+class FastJSONResponse(JSONResponse):
+    """Rendered by orjson: the same JSON values (floats may print shorter: 1e-6 for 1e-06), several times
+    faster for large batches. A body that would hold a null, or that orjson cannot encode (integers beyond 64
+    bits), goes through Starlette's encoder, which also refuses NaN and infinities as before (orjson would
+    write them as null)."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            out = orjson.dumps(content)
+        except TypeError:
+            return super().render(content)
+        return super().render(content) if b"null" in out else out
 
 
 def rejected(e: RequestError) -> JSONResponse:
@@ -151,14 +176,14 @@ async def predict(request: Request) -> JSONResponse:
                                  "detail": f"the request could not be logged durably ({e}); retry later"},
                                 status_code=503, headers={"Retry-After": "5"})
     classes = served.package.classes
-    for label, n in collections.Counter(M.predicted_label(p, classes) for p in preds).items():
-        M.PREDICTIONS.labels(served.name, served.version, label).inc(n)
+    for p, n in (collections.Counter(preds) if classes is not None else {None: len(preds)}).items():
+        M.PREDICTIONS.labels(served.name, served.version, M.predicted_label(p, classes)).inc(n)
     body: dict[str, Any] = {"predictions": preds, "request_ids": ids,
                             "model": {"name": served.name, "version": served.version}}
     if probas is not None:
         body["probabilities"] = probas
         body["classes"] = classes
-    return JSONResponse(body)
+    return FastJSONResponse(body)
 
 
 async def feedback(request: Request) -> JSONResponse:

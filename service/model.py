@@ -42,7 +42,7 @@ class Served:
         for f in self.package.schema.features:
             values = [r[f.name] for r in records]
             if f.kind == "numeric":
-                cols[f.name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+                cols[f.name] = np.array(values, dtype=np.float64)  # None becomes NaN
             else:
                 cols[f.name] = np.array(values, dtype=object)
         return pd.DataFrame(cols)

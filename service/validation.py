@@ -111,6 +111,7 @@ class Validator:
         self._known = frozenset(self._names)
         self._numeric = {f.name: f for f in schema.features if f.kind == "numeric"}
         self._nullable = {f.name for f in schema.features if f.allow_missing}
+        self._categorical = tuple(n for n in self._names if n not in self._numeric)
 
     def instances(self, payload: Any) -> tuple[list[dict[str, Any]], list[Problem]]:
         if not isinstance(payload, dict) or "instances" not in payload:
@@ -125,6 +126,8 @@ class Validator:
         if len(items) > self.max_instances:
             return [], problems + [Problem("instances", "too_many_instances",
                                            f"{len(items)} instances, the maximum is {self.max_instances}; split the batch")]
+        if self._plainly_valid(items):
+            return items, problems
         for i, inst in enumerate(items):
             if not isinstance(inst, dict):
                 problems.append(Problem(f"instances[{i}]", "bad_shape", "each instance must be an object"))
@@ -153,6 +156,34 @@ class Validator:
                     problems.append(Problem(f"instances[{i}].{name}", "wrong_type",
                                             f"{name} must be a string (a category), got {type(v).__name__} {v!r:.40}"))
         return items, problems
+
+    def _plainly_valid(self, items: list) -> bool:
+        """True if every instance is a plain dict of exactly the known features holding plainly valid values.
+
+        The common case, checked without building anything; it accepts only what the full check below
+        accepts (exact JSON types; floats finite; ints far inside the float range). Anything else, valid or
+        not, gets the full check, which names every problem.
+        """
+        known, numeric, categorical, nullable = self._known, self._numeric, self._categorical, self._nullable
+        for inst in items:
+            if type(inst) is not dict or inst.keys() != known:
+                return False
+            for name in numeric:
+                v = inst[name]
+                t = type(v)
+                if t is float:
+                    if v - v != 0.0:  # NaN or an infinity
+                        return False
+                elif t is int:
+                    if v.bit_length() > 1023:  # may not fit a float64
+                        return False
+                elif v is not None or name not in nullable:
+                    return False
+            for name in categorical:
+                v = inst[name]
+                if type(v) is not str and (v is not None or name not in nullable):
+                    return False
+        return True
 
     def check(self, payload: Any) -> list[dict[str, Any]]:
         """Validated instances, or ``RequestError`` naming every problem."""

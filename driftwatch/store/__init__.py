@@ -55,6 +55,47 @@ class FeedbackResult:
     conflicts: list[str] = field(default_factory=list)
 
 
+class _MultiRowInsert:
+    """SQLite: a one-row INSERT as SQLAlchemy compiles it, its VALUES group repeated for n rows.
+
+    ``statement(rows)`` returns the SQL (cached per row count) and the flat parameter tuple, each value
+    converted by the column type's own bind processor (JSON serialisation, datetimes), as SQLAlchemy would.
+    """
+
+    def __init__(self, head: str, group: str, tail: str, columns: list[str], processors: list, max_params: int):
+        self.head, self.group, self.tail = head, group, tail
+        self.columns, self.processors = columns, processors
+        self.column_set = frozenset(columns)
+        self.chunk = max(1, max_params // len(columns))
+        self._sql: dict[int, str] = {}
+
+    @classmethod
+    def build(cls, dialect, stmt, table) -> "_MultiRowInsert | None":
+        columns = [c.name for c in table.c if not (c.primary_key and c.autoincrement)]
+        compiled = stmt.compile(dialect=dialect, column_keys=columns, for_executemany=True)
+        sql = str(compiled)
+        group = "(" + ", ".join("?" * len(columns)) + ")"
+        at = sql.find(f" VALUES {group}")
+        if dialect.paramstyle != "qmark" or at < 0 or list(compiled.positiontup or []) != columns:
+            return None  # not the statement this expects: executemany it is
+        i = at + len(" VALUES ")
+        processors = [table.c[c].type._cached_bind_processor(dialect) for c in columns]
+        # SQLITE_MAX_VARIABLE_NUMBER: 32766 since SQLite 3.32, 999 before
+        max_params = 32766 if dialect.dbapi.sqlite_version_info >= (3, 32) else 999
+        return cls(sql[:i], group, sql[i + len(group):], columns, processors, max_params)
+
+    def statement(self, rows: list[dict[str, Any]]) -> tuple[str, tuple]:
+        n = len(rows)
+        sql = self._sql.get(n)
+        if sql is None:
+            sql = self._sql[n] = self.head + ", ".join([self.group] * n) + self.tail
+        params = []
+        for r in rows:
+            for c, proc in zip(self.columns, self.processors):
+                params.append(r[c] if proc is None else proc(r[c]))
+        return sql, tuple(params)
+
+
 class Store:
     """All reads and writes of driftwatch's tables go through here."""
 
@@ -77,12 +118,34 @@ class Store:
         return insert(table)
 
     def insert_predictions(self, rows: list[dict[str, Any]]) -> int:
-        """Insert rows in one transaction; rows whose request_id exists are skipped."""
+        """Insert rows in one transaction; rows whose request_id exists are skipped.
+
+        On SQLite the rows go in as multi-row ``INSERT ... VALUES (...), (...)`` statements
+        (SQL and value conversion exactly as SQLAlchemy compiles them for one row), not ``executemany``: the
+        request-log writer then releases and re-takes the GIL a few times per commit instead of once per row,
+        which matters when it shares a core with a busy event loop.
+        """
         if not rows:
             return 0
+        fast = self._multirow_insert()
+        keys = rows[0].keys()
+        if fast is None or keys != fast.column_set or any(r.keys() != keys for r in rows):
+            with self.engine.begin() as conn:
+                conn.execute(self._insert_ignore(T.predictions), rows)
+            return len(rows)
         with self.engine.begin() as conn:
-            conn.execute(self._insert_ignore(T.predictions), rows)
+            for i in range(0, len(rows), fast.chunk):
+                sql, params = fast.statement(rows[i:i + fast.chunk])
+                conn.exec_driver_sql(sql, params)
         return len(rows)
+
+    def _multirow_insert(self) -> "_MultiRowInsert | None":
+        if not hasattr(self, "_multirow"):
+            # SQLite only: psycopg converts the placeholders of long statements on every execute (it caches
+            # short ones), and its executemany already sends all rows in one pipeline
+            self._multirow = _MultiRowInsert.build(self.engine.dialect, self._insert_ignore(T.predictions),
+                                                   T.predictions) if self.dialect == "sqlite" else None
+        return self._multirow
 
     def count_predictions(self) -> int:
         with self.engine.connect() as conn:

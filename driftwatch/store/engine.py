@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
+
+
+def json_dumps(value: Any) -> str:
+    """JSON for the JSON columns: orjson when it gives what ``json.dumps`` would mean, else ``json.dumps``.
+
+    orjson is several times faster (the request log serialises three values per row) and writes the same
+    JSON values (compact; non-ASCII unescaped; floats may print shorter). Its output is used unless it
+    holds a null: ``json.dumps`` writes NaN and infinities as such where orjson writes null. It cannot
+    encode integers beyond 64 bits either: those go to ``json.dumps`` too.
+
+    >>> json_dumps({"x": 1.5, "c": "é"}), json_dumps([None, float("nan")]), json_dumps(2 ** 70)
+    ('{"x":1.5,"c":"é"}', '[null, NaN]', '1180591620717411303424')
+    """
+    try:
+        out = orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value)
+    return json.dumps(value) if b"null" in out else out.decode()
 
 
 def make_engine(url: str, *, timeout: float = 5.0, pool_size: int = 4) -> Engine:
@@ -24,7 +45,7 @@ def make_engine(url: str, *, timeout: float = 5.0, pool_size: int = 4) -> Engine
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": timeout, "check_same_thread": False},
+        engine = create_engine(url, connect_args={"timeout": timeout, "check_same_thread": False}, json_serializer=json_dumps,
                                **({"poolclass": StaticPool} if u.database in (None, "", ":memory:") else {}))
 
         @event.listens_for(engine, "connect")
@@ -38,7 +59,7 @@ def make_engine(url: str, *, timeout: float = 5.0, pool_size: int = 4) -> Engine
         return engine
     if u.get_backend_name() == "postgresql":
         return create_engine(
-            url, pool_size=pool_size, max_overflow=2, pool_pre_ping=True, pool_recycle=300,
+            url, pool_size=pool_size, max_overflow=2, pool_pre_ping=True, pool_recycle=300, json_serializer=json_dumps,
             # keepalives + tcp_user_timeout: a server that silently stops answering fails the
             # connection within seconds instead of hanging the request-log writer.
             connect_args={"connect_timeout": max(1, int(timeout)), "keepalives": 1, "keepalives_idle": 5,
