@@ -88,7 +88,10 @@ def up(ctx, no_prometheus, scrape_interval, evaluation_interval, for_scale, grou
 
     def _stop(signum, frame):
         raise KeyboardInterrupt
+    # SIGINT explicitly too: a process started from a non-interactive shell's background job inherits
+    # SIGINT ignored, and Python then leaves it ignored (Ctrl-C / kill -INT would do nothing)
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     try:
         click.echo("starting service, monitor" + ("" if no_prometheus else ", Prometheus, Alertmanager") + " ...")
         stack.start()
