@@ -42,7 +42,7 @@ class ServiceState:
         self.slot = ModelSlot(load_package, lambda: self.store.production(settings.model_name),
                               settings.max_instances, on_swap=self._on_swap)
         self.batcher = Batcher(lambda served, recs: served.predict(recs), settings.batch_max_size,
-                               settings.batch_max_latency_ms)
+                               settings.batch_max_latency_ms, on_call=M.BATCH_SIZE.observe)
         self.requestlog: RequestLog | None = None
         if settings.log_requests:
             self.requestlog = RequestLog(

@@ -53,8 +53,9 @@ GAP_MS = 1.0  # uvloop (libuv) timers have millisecond resolution
 
 class Batcher:
     def __init__(self, fn: PredictFn, max_size: int = 64, max_wait_ms: float = 5.0, inline: bool = True,
-                 gap_ms: float = GAP_MS):
+                 gap_ms: float = GAP_MS, on_call: Callable[[int], None] = lambda n: None):
         self.fn = fn
+        self.on_call = on_call  # told the number of instances of every model call
         self.max_size = max(1, max_size)
         self.max_wait = max(0.0, max_wait_ms) / 1000.0
         self.gap = max(0.0, gap_ms) / 1000.0
@@ -66,6 +67,7 @@ class Batcher:
         self.calls = 0
 
     async def _call(self, model: Any, records: list) -> tuple[list, list | None]:
+        self.on_call(len(records))
         if self.inline:
             return self.fn(model, records)
         return await asyncio.to_thread(self.fn, model, records)

@@ -5,7 +5,7 @@ on ``/metrics``. Labels are bounded: model names, versions, classes, reasons.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 PREDICTIONS = Counter("driftwatch_predictions", "Predicted instances, by model version and predicted class.",
                       ["model", "version", "predicted"])
@@ -18,6 +18,8 @@ FEEDBACK_CONFLICTS = Counter("driftwatch_feedback_conflicts", "Labels that disag
 FEEDBACK_LABELS = Counter("driftwatch_feedback_labels", "Labels accepted through /feedback.")
 MODEL_INFO = Gauge("driftwatch_model_info", "1 for the model version this service is serving.", ["model", "version"],
                    multiprocess_mode="livemax")
+BATCH_SIZE = Histogram("driftwatch_batch_size", "Instances per model call (adaptive batching joins concurrent requests).",
+                       buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))
 MODEL_SWAPS = Counter("driftwatch_model_swaps", "Hot swaps to a newly promoted model version.", ["model", "version"])
 
 # Predicted-class label values are capped so a regressor or a many-class model cannot explode the series.
