@@ -55,7 +55,7 @@ def summarize(text: str, top: int = 40) -> str:
 CATEGORIES = [
     ("model (scikit-learn, pandas frame)", ("Served.predict", "Served.frame", "sklearn/", "pandas/", "numpy/",
                                             "narwhals/", "joblib/", "scipy/")),
-    ("request log + store (writer thread, SQLAlchemy, sqlite3/psycopg)", ("service/requestlog.py", "driftwatch/store",
+    ("request log + store (writer thread, SQLAlchemy, sqlite3/psycopg)", ("service/requestlog.py", "driftwatch/store", "sqlite3",
                                                                          "sqlalchemy/", "psycopg/")),
     ("JSON encode/decode", ("json/", "orjson", "JSONResponse.render", "FastJSONResponse.render")),
     ("validation", ("service/validation.py",)),

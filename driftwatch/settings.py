@@ -47,7 +47,9 @@ class Settings(BaseSettings):
 
     # request log
     log_requests: bool = True
-    commit_max_batch: int = 512
+    commit_max_batch: int = 2048  # rows per request-log commit
+    # commit fresh rows from the event loop (sqlite3 / psycopg async COPY) instead of a writer thread
+    fast_log: bool = True
     spool_retry_seconds: float = 1.0
     store_timeout_seconds: float = 2.0
     model_poll_seconds: float = 1.0

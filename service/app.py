@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from driftwatch.settings import Settings
 from driftwatch.store import Store, utcnow
+from driftwatch.store.appender import appender_for
 from service import metrics as M
 from service import schemas as S
 from service.batching import Batcher
@@ -48,7 +49,9 @@ class ServiceState:
             self.requestlog = RequestLog(
                 self.store, Spool(settings.spool_dir), max_batch=settings.commit_max_batch,
                 retry_seconds=settings.spool_retry_seconds,
-                on_stored=M.LOG_ROWS.inc, on_backlog=M.SPOOLED.set)
+                on_stored=M.LOG_ROWS.inc, on_backlog=M.SPOOLED.set,
+                appender=appender_for(self.store, timeout=settings.store_timeout_seconds) if settings.fast_log else None,
+                timeout=settings.store_timeout_seconds)
 
     @staticmethod
     def _on_swap(old: Served | None, new: Served) -> None:
@@ -234,7 +237,7 @@ def create_app(settings: Settings, load_package) -> FastAPI:
             poller.cancel()
             await st.batcher.close()
             if st.requestlog is not None:
-                await asyncio.to_thread(st.requestlog.close)
+                await st.requestlog.aclose()
 
     # FastAPI's own OpenTelemetry (newer FastAPI) would trace every request a second time: BentoML traces already
     quiet = {"telemetry": {"tracing": False, "metrics": False, "logs": False}} \

@@ -6,9 +6,10 @@ requests join, for at most ``max_wait_ms`` in all:
 
 * those the event loop is already handling: it yields to the loop until the
   queue stops growing;
-* while the batch is smaller than the previous one (clients that got their
-  answers together send their next requests together), those that arrive
-  within ``gap_ms`` of the last one. Waiting sleeps; it does not spin.
+* while the batch is smaller than the largest one of the last second
+  (clients that got their answers together send their next requests
+  together), those that arrive within ``gap_ms`` of the last one. Waiting
+  sleeps; it does not spin.
 
 Under no load a request is predicted almost at once (previous batch: 1; two
 idle loop turns). Under load calls grow and their fixed cost (pandas frame,
@@ -49,6 +50,8 @@ PredictFn = Callable[[Any, list], tuple[list, list | None]]
 IDLE_TURNS = 2
 # ... unless it is smaller than the previous one: then it waits this long for each next request
 GAP_MS = 1.0  # uvloop (libuv) timers have millisecond resolution
+# ... where "previous" means the largest call of the last this many seconds
+PEAK_SECONDS = 1.0
 
 
 class Batcher:
@@ -63,7 +66,8 @@ class Batcher:
         self._queue: asyncio.Queue = asyncio.Queue()
         self._task: asyncio.Task | None = None
         self._arrival: asyncio.Future | None = None  # set when a request queues while _gather waits
-        self._last_requests = 1  # requests in the previous call
+        self._peak = 1  # most requests in one call lately (see _note_call)
+        self._peak_at = 0.0
         self.calls = 0
 
     async def _call(self, model: Any, records: list) -> tuple[list, list | None]:
@@ -109,7 +113,7 @@ class Batcher:
                     idle += 1
                     await asyncio.sleep(0)
                     continue
-                if len(batch) >= self._last_requests or self.gap <= 0 or idle > IDLE_TURNS:
+                if len(batch) >= self._peak or self.gap <= 0 or idle > IDLE_TURNS:
                     break
                 idle += 1  # one wait per arrival: if nothing comes within the gap, stop
                 await self._next_arrival(min(self.gap, deadline - now))
@@ -127,7 +131,7 @@ class Batcher:
         while True:
             first = carry or await self._queue.get()
             batch, carry = await self._gather(first)
-            self._last_requests = len(batch)
+            self._note_call(len(batch), asyncio.get_running_loop().time())
             model = first[0]
             records = [r for _, recs, _ in batch for r in recs]
             self.calls += 1
@@ -144,6 +148,16 @@ class Batcher:
                 if not fut.done():
                     fut.set_result((preds[i:j], probas[i:j] if probas is not None else None))
                 i = j
+
+    def _note_call(self, requests: int, now: float) -> None:
+        """Track the most requests one call took within the last ``PEAK_SECONDS``.
+
+        A batch smaller than that waits (``gap_ms`` per arrival) for the rest. With the previous call's size as
+        the yardstick instead, a stall that once split the clients into two cohorts (each answered while the
+        other one's call runs) kept them split for good: twice the calls for the same requests.
+        """
+        if requests >= self._peak or now - self._peak_at > PEAK_SECONDS:
+            self._peak, self._peak_at = requests, now
 
     async def close(self) -> None:
         if self._task is not None:

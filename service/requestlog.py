@@ -1,10 +1,22 @@
 """Durable request log with group commit and a spool for store outages.
 
-Request handlers call ``await log.write(rows)``; one writer thread commits
-everything that queued up meanwhile in a single transaction, then wakes the
-handlers. A response is sent only after its rows are committed — in the
-store, or (store unreachable) fsynced to the local spool, which is shipped in
-order as soon as a probe sees the store again.
+Request handlers call ``await log.write(rows)``; everything queued during one
+turn of the event loop is committed in a single transaction, then the handlers
+resume. A response is sent only after its rows are committed — in the store,
+or (store unreachable) fsynced to the local spool, which is shipped in order
+as soon as a probe sees the store again.
+
+Two paths commit:
+
+* the fast path: the event loop appends fresh rows itself through an
+  appender (``driftwatch.store.appender``: a plain sqlite3 connection, or
+  psycopg's async COPY), with no thread hand-off;
+* the writer thread: everything else — rows the fast path could not commit
+  (another process held the SQLite write lock, the store failed or refused
+  them), every row while the store is down or the spool is not empty, the
+  spool and orphan shipping, checkpoints. It inserts with "skip ids already
+  stored", so a commit whose outcome the fast path could not know (a
+  connection lost mid-commit) is retried safely.
 """
 
 from __future__ import annotations
@@ -27,14 +39,14 @@ log = logging.getLogger("driftwatch.requestlog")
 
 
 class _LoopWaiter(Future):
-    """What ``write`` waits on: the writer settles it like any ``Future``, then
-    ``wake`` settles the asyncio twins on their loop, a whole commit in one
-    ``call_soon_threadsafe`` (one loop wake-up, not one per request)."""
+    """What a request handed to the writer thread waits on: the writer settles it like any ``Future``, then
+    ``wake`` settles the asyncio twins on their loop, a whole commit in one ``call_soon_threadsafe`` (one
+    loop wake-up, not one per request)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop):
+    def __init__(self, loop: asyncio.AbstractEventLoop, aio: asyncio.Future | None = None):
         super().__init__()
         self.loop = loop
-        self.aio = loop.create_future()
+        self.aio = aio if aio is not None else loop.create_future()
 
     @staticmethod
     def wake(items: list[tuple[Any, Future]]) -> None:
@@ -66,10 +78,17 @@ def is_outage(e: BaseException) -> bool:
 
 
 class RequestLog:
-    def __init__(self, store: Store, spool: Spool, *, max_batch: int = 512, retry_seconds: float = 1.0,
+    def __init__(self, store: Store, spool: Spool, *, max_batch: int = 2048, retry_seconds: float = 1.0,
                  on_stored: Callable[[int], None] = lambda n: None,
-                 on_backlog: Callable[[int], None] = lambda n: None):
+                 on_backlog: Callable[[int], None] = lambda n: None,
+                 appender: Any = None, timeout: float = 5.0):
         self.store, self.spool = store, spool
+        self.appender, self.timeout = appender, timeout
+        self._fast: deque[tuple[list[dict[str, Any]], asyncio.Future]] = deque()
+        self._flushing = False
+        self._flush_task: asyncio.Task | None = None
+        self._checkpoint_due = False
+        self.fast_commits = self.handed_off = 0
         self.max_batch, self.retry_seconds = max_batch, retry_seconds
         self.on_stored, self.on_backlog = on_stored, on_backlog
         self._pending: deque[tuple[list[dict[str, Any]], Future]] = deque()
@@ -98,20 +117,107 @@ class RequestLog:
     async def write(self, rows: list[dict[str, Any]]) -> None:
         """Return once ``rows`` are durable (store or spool); raise if neither worked.
 
-        The writer is woken once per event-loop turn, after every request of
-        that turn has queued its rows (requests resumed by the same model call
-        share one commit), and wakes the loop once per commit.
+        Rows queued during one event-loop turn (requests resumed by the same
+        model call) share one commit, made on the loop by the appender; while
+        the store is down, the spool is not empty, or without an appender, the
+        writer thread commits them.
         """
         loop = asyncio.get_running_loop()
-        waiter = _LoopWaiter(loop)
+        if self._stop:
+            raise RuntimeError("request log is closed")
+        fut = loop.create_future()
+        if self.appender is not None and self._fast_ok():
+            self._fast.append((rows, fut))
+            if not self._flushing:
+                self._flushing = True
+                loop.call_soon(self._start_flush, loop)
+        else:
+            self._to_writer([(rows, fut)], loop)
+        await fut
+
+    def _fast_ok(self) -> bool:
+        # rows that may not overtake others go to the writer thread: the spool's, and anything it still holds
+        return self._store_up and not self.spool.pending and not self._pending
+
+    def _to_writer(self, items: list[tuple[list[dict[str, Any]], asyncio.Future]],
+                   loop: asyncio.AbstractEventLoop) -> None:
         with self._cv:
-            if self._stop:
-                raise RuntimeError("request log is closed")
-            self._pending.append((rows, waiter))
+            for rows, fut in items:
+                self._pending.append((rows, _LoopWaiter(loop, fut)))
         if self._kick_loop is not loop:
             self._kick_loop = loop
             loop.call_soon(self._kick)
-        await waiter.aio
+
+    # -- fast path: commits on the event loop ----------------------------------
+    def _start_flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.appender.is_async:
+            self._flush_task = loop.create_task(self._flush_async(loop))
+        else:
+            self._flush_sync(loop)
+
+    def _take_fast(self) -> list[tuple[list[dict[str, Any]], asyncio.Future]]:
+        items, n = [], 0
+        while self._fast and (n < self.max_batch or not items):
+            rows, fut = self._fast.popleft()
+            items.append((rows, fut))
+            n += len(rows)
+        return items
+
+    def _flush_sync(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            while self._fast:
+                items = self._take_fast()
+                if not self._fast_ok():
+                    self._to_writer(items, loop)
+                    continue
+                rows = [r for batch, _ in items for r in batch]
+                try:
+                    self.appender.append(rows)
+                except Exception as e:  # noqa: BLE001 - locked by another process, failed, refused: the writer decides
+                    self._hand_off(items, loop, e)
+                    continue
+                self._committed(items, len(rows))
+        finally:
+            self._flushing = False
+
+    async def _flush_async(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            while self._fast:
+                items = self._take_fast()
+                if not self._fast_ok():
+                    self._to_writer(items, loop)
+                    continue
+                rows = [r for batch, _ in items for r in batch]
+                try:
+                    await asyncio.wait_for(self.appender.append(rows), self.timeout)
+                except asyncio.CancelledError:
+                    self._to_writer(items, loop)  # shutting down: the writer still commits them
+                    raise
+                except Exception as e:  # noqa: BLE001 - timed out, failed, refused: the writer decides
+                    self._hand_off(items, loop, e)
+                    continue
+                self._committed(items, len(rows))
+        finally:
+            self._flushing = False
+            self._flush_task = None
+
+    def _committed(self, items: list[tuple[list[dict[str, Any]], asyncio.Future]], n: int) -> None:
+        self.fast_commits += 1
+        self.on_stored(n)
+        for _, fut in items:
+            if not fut.done():
+                fut.set_result(None)
+        if self.appender.checkpoint_due and not self._checkpoint_due:
+            with self._cv:
+                self._checkpoint_due = True
+                self._cv.notify()
+
+    def _hand_off(self, items: list[tuple[list[dict[str, Any]], asyncio.Future]],
+                  loop: asyncio.AbstractEventLoop, e: BaseException) -> None:
+        self.handed_off += 1
+        log.debug("request log: fast path could not commit %d requests (%s); writer thread takes them",
+                  len(items), str(e).splitlines()[0] if str(e) else type(e).__name__)
+        self._to_writer(items, loop)
 
     def _kick(self) -> None:
         self._kick_loop = None
@@ -125,7 +231,7 @@ class RequestLog:
     # -- writer thread -------------------------------------------------------
     def _take(self) -> list[tuple[list[dict[str, Any]], Future]]:
         with self._cv:
-            while not self._pending and not self._stop:
+            while not self._pending and not self._stop and not self._checkpoint_due:
                 self._cv.wait(timeout=self.retry_seconds)
                 if self._store_up and (self.spool.pending or time.monotonic() >= self._next_orphan_check):
                     break
@@ -145,6 +251,12 @@ class RequestLog:
                 self._guard(self._ship_spool)
             if self._store_up and time.monotonic() >= self._next_orphan_check:
                 self._guard(self._ship_orphans)
+            if self._checkpoint_due:
+                self._checkpoint_due = False
+                try:
+                    self.appender.checkpoint()
+                except Exception as e:  # noqa: BLE001 - the next one catches up
+                    log.warning("request log: WAL checkpoint failed: %s", e)
             if items:
                 try:
                     self._commit(items)
@@ -255,6 +367,24 @@ class RequestLog:
                     self._cv.notify()
             except SQLAlchemyError:
                 pass
+
+    async def aclose(self, timeout: float = 10.0) -> None:
+        """On the loop: let the fast path finish, then stop the writer (it commits what it holds)."""
+        task = self._flush_task
+        if task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(task), timeout)
+            except Exception:  # noqa: BLE001 - what it had went to the writer thread
+                pass
+        if self._fast:  # queued but not flushed (e.g. the loop is stopping): the writer commits them
+            self._to_writer(list(self._fast), asyncio.get_running_loop())
+            self._fast.clear()
+        await asyncio.to_thread(self.close, timeout)
+        if self.appender is not None:
+            if self.appender.is_async:
+                await self.appender.aclose()
+            else:
+                self.appender.close()
 
     def close(self, timeout: float = 10.0) -> None:
         """Commit what is queued, then stop."""

@@ -84,11 +84,15 @@ class _MultiRowInsert:
         max_params = 32766 if dialect.dbapi.sqlite_version_info >= (3, 32) else 999
         return cls(sql[:i], group, sql[i + len(group):], columns, processors, max_params)
 
-    def statement(self, rows: list[dict[str, Any]]) -> tuple[str, tuple]:
-        n = len(rows)
+    def sql(self, n: int) -> str:
+        """The statement for ``n`` rows (cached)."""
         sql = self._sql.get(n)
         if sql is None:
             sql = self._sql[n] = self.head + ", ".join([self.group] * n) + self.tail
+        return sql
+
+    def statement(self, rows: list[dict[str, Any]]) -> tuple[str, tuple]:
+        sql = self.sql(len(rows))
         params = []
         for r in rows:
             for c, proc in zip(self.columns, self.processors):

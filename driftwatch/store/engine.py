@@ -30,6 +30,13 @@ def json_dumps(value: Any) -> str:
     return json.dumps(value) if b"null" in out else out.decode()
 
 
+def pg_connect_args(timeout: float) -> dict[str, Any]:
+    """libpq options for every PostgreSQL connection: a connect timeout, and keepalives + ``tcp_user_timeout`` so
+    a server that silently stops answering fails the connection within seconds instead of hanging a writer."""
+    return {"connect_timeout": max(1, int(timeout)), "keepalives": 1, "keepalives_idle": 5,
+            "keepalives_interval": 2, "keepalives_count": 2, "tcp_user_timeout": int(max(timeout, 5) * 1000)}
+
+
 def make_engine(url: str, *, timeout: float = 5.0, pool_size: int = 4) -> Engine:
     """Create an engine with the settings driftwatch relies on.
 
@@ -60,10 +67,5 @@ def make_engine(url: str, *, timeout: float = 5.0, pool_size: int = 4) -> Engine
     if u.get_backend_name() == "postgresql":
         return create_engine(
             url, pool_size=pool_size, max_overflow=2, pool_pre_ping=True, pool_recycle=300, json_serializer=json_dumps,
-            # keepalives + tcp_user_timeout: a server that silently stops answering fails the
-            # connection within seconds instead of hanging the request-log writer.
-            connect_args={"connect_timeout": max(1, int(timeout)), "keepalives": 1, "keepalives_idle": 5,
-                          "keepalives_interval": 2, "keepalives_count": 2,
-                          "tcp_user_timeout": int(max(timeout, 5) * 1000)},
-        )
+            connect_args=pg_connect_args(timeout))
     return create_engine(url)

@@ -1,0 +1,232 @@
+"""Appending fresh request-log rows from the service's event loop (the serving fast path).
+
+A worker's event loop, its model calls and its request log share a core under
+load. Handing every commit to a writer thread then costs more than the commit
+itself: GIL hand-offs and context switches between the loop and the thread,
+and SQLAlchemy's per-statement machinery (measured in ``bench/serving.py``).
+So the loop appends the rows itself, with a connection of its own:
+
+* ``SQLiteAppender``: a plain ``sqlite3`` connection (WAL, ``synchronous=FULL``:
+  a commit is on disk when ``append`` returns). ``busy_timeout=0``: if another
+  process holds the write lock, ``append`` raises at once instead of blocking
+  the loop; the caller hands those rows to the writer thread, which waits.
+  ``wal_autocheckpoint=0``: a checkpoint (copying the WAL into the database,
+  tens to hundreds of ms) never runs inside a request's commit;
+  ``checkpoint()`` runs it from the writer thread instead.
+* ``PostgresAppender``: a psycopg ``AsyncConnection``; rows go in with one
+  ``COPY ... FROM STDIN`` per commit (a single statement, so atomic in
+  autocommit mode): no per-row statement work on either side.
+
+Values are converted exactly as SQLAlchemy converts them for the same columns
+(the JSON columns through ``json_dumps``), so readers cannot tell which path
+wrote a row. Both appenders only ever see fresh request ids: anything that
+may be a retry (spool shipping, a commit whose outcome is unknown) goes
+through ``Store.insert_predictions``, which skips ids already stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from typing import Any
+
+from driftwatch.store import Store, _MultiRowInsert
+from driftwatch.store import tables as T
+from driftwatch.store.engine import json_dumps, pg_connect_args
+
+COLUMNS = [c.name for c in T.predictions.c if not (c.primary_key and c.autoincrement)]
+JSON_COLUMNS = {"features", "prediction", "probabilities"}
+
+
+class SQLiteAppender:
+    """Synchronous appends on the calling thread (the event loop's); see the module docstring.
+
+    >>> import tempfile, os
+    >>> from driftwatch.store import utcnow
+    >>> path = os.path.join(tempfile.mkdtemp(), "s.db")
+    >>> store = Store(f"sqlite:///{path}"); store.create_all()
+    >>> app = SQLiteAppender(store)
+    >>> app.append([dict(request_id="r1", ts=utcnow(), model_name="m", model_version="v", features={"x": 1.0},
+    ...                  prediction=1, probabilities=[0.4, 0.6], latency_ms=1.5)])
+    >>> [(r["request_id"], r["features"]) for r in store.read_predictions(0)]
+    [('r1', {'x': 1.0})]
+    >>> app.close()
+    """
+
+    is_async = False
+
+    def __init__(self, store: Store, *, checkpoint_every: int = 250):
+        url = store.engine.url
+        if store.dialect != "sqlite" or not url.database or url.database == ":memory:":
+            raise ValueError("SQLiteAppender needs a SQLite database file")
+        self.path = url.database
+        self.store = store
+        self._insert = _MultiRowInsert.build(store.engine.dialect, store._insert_ignore(T.predictions),
+                                             T.predictions)
+        if self._insert is None or self._insert.columns != COLUMNS:
+            raise ValueError("this SQLite/SQLAlchemy cannot build the multi-row insert")
+        self._conn: sqlite3.Connection | None = None
+        self.checkpoint_every = checkpoint_every  # commits between checkpoints (~5 WAL pages per commit)
+        self.commits_since_checkpoint = 0
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=0)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=0")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        return conn
+
+    def append(self, rows: list[dict[str, Any]]) -> None:
+        """Insert and commit ``rows`` (one transaction); raises ``sqlite3.Error`` if they are not committed."""
+        if self._conn is None:
+            self._conn = self._connect()
+        conn, ins = self._conn, self._insert
+        if len(rows) <= ins.chunk:
+            conn.execute(ins.sql(len(rows)), sqlite_params(rows))  # one statement: its own transaction
+        else:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for i in range(0, len(rows), ins.chunk):
+                    chunk = rows[i:i + ins.chunk]
+                    conn.execute(ins.sql(len(chunk)), sqlite_params(chunk))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        self.commits_since_checkpoint += 1
+
+    @property
+    def checkpoint_due(self) -> bool:
+        return self.commits_since_checkpoint >= self.checkpoint_every
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database without waiting for readers or writers (any thread)."""
+        self.commits_since_checkpoint = 0
+        with self.store.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def sqlite_ts(ts: dt.datetime) -> str:
+    """A datetime as SQLAlchemy's SQLite ``DateTime`` stores it (naive text; ours are all UTC).
+
+    >>> sqlite_ts(dt.datetime(2026, 1, 2, 3, 4, 5, 60, tzinfo=dt.timezone.utc))
+    '2026-01-02 03:04:05.000060'
+    """
+    return (f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d} "
+            f"{ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}.{ts.microsecond:06d}")
+
+
+def sqlite_params(rows: list[dict[str, Any]]) -> list[Any]:
+    """The flat parameters of a multi-row insert of ``rows`` (``COLUMNS`` order), converted as SQLAlchemy's bind
+    processors convert them (``json_dumps`` for the JSON columns, ``sqlite_ts`` for ``ts``; the tests compare
+    both). Rows of one request share their ``ts`` object: it is formatted once."""
+    out: list[Any] = []
+    last_ts = last_text = None
+    for r in rows:
+        ts = r["ts"]
+        if ts is not last_ts:
+            last_ts, last_text = ts, sqlite_ts(ts)
+        out += (r["request_id"], last_text, r["model_name"], r["model_version"], json_dumps(r["features"]),
+                json_dumps(r["prediction"]), json_dumps(r["probabilities"]), r["latency_ms"])
+    return out
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text(rows: list[dict[str, Any]]) -> bytes:
+    r"""Rows as PostgreSQL ``COPY`` text (columns in ``COLUMNS`` order; ``\N`` is NULL, JSON columns hold JSON).
+
+    >>> import datetime as dt
+    >>> ts = dt.datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=dt.timezone.utc)
+    >>> copy_text([dict(request_id="r1", ts=ts, model_name="m", model_version="v", features={"x": 1.5},
+    ...                 prediction="yes", probabilities=None, latency_ms=1.25)]).decode().split("\t")
+    ['r1', '2026-01-02T03:04:05.006000+00:00', 'm', 'v', '{"x":1.5}', '"yes"', 'null', '1.25\n']
+    """
+    out = []
+    for r in rows:
+        fields = []
+        for c in COLUMNS:
+            v = r[c]
+            if c in JSON_COLUMNS:
+                s = json_dumps(v).translate(_COPY_ESCAPES)  # None too: SQLAlchemy stores JSON null, not NULL
+            elif v is None:
+                s = "\\N"
+            elif c == "ts":
+                s = v.isoformat()
+            elif isinstance(v, float):
+                s = repr(v)
+            else:
+                s = str(v).translate(_COPY_ESCAPES)
+            fields.append(s)
+        out.append("\t".join(fields))
+    out.append("")
+    return "\n".join(out).encode("utf-8")
+
+
+class PostgresAppender:
+    """Asynchronous appends on the event loop over a psycopg ``AsyncConnection``; see the module docstring."""
+
+    is_async = True
+    checkpoint_due = False
+
+    def __init__(self, store: Store, *, timeout: float = 5.0):
+        if store.dialect != "postgresql":
+            raise ValueError("PostgresAppender needs a PostgreSQL store")
+        url = store.engine.url.set(drivername="postgresql")
+        self.conninfo = url.render_as_string(hide_password=False)
+        self.connect_args = pg_connect_args(timeout)
+        self._conn = None
+        self._sql = f"COPY {T.predictions.name} ({', '.join(COLUMNS)}) FROM STDIN"
+        self.reconnects = 0
+
+    async def append(self, rows: list[dict[str, Any]]) -> None:
+        """COPY ``rows`` in (one atomic statement); raises if they are not committed."""
+        import psycopg
+
+        data = copy_text(rows)
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True, **self.connect_args)
+            self.reconnects += 1
+        try:
+            async with self._conn.cursor() as cur:
+                async with cur.copy(self._sql) as copy:
+                    await copy.write(data)
+        except BaseException:
+            await self.discard()  # its state is unknown (cancelled mid-COPY, broken socket): a new one next time
+            raise
+
+    async def discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except Exception:  # noqa: BLE001 - it is being thrown away
+                pass
+
+    def checkpoint(self) -> None:  # PostgreSQL checkpoints itself
+        pass
+
+    async def aclose(self) -> None:
+        await self.discard()
+
+
+def appender_for(store: Store, *, timeout: float = 5.0) -> SQLiteAppender | PostgresAppender | None:
+    """The fast-path appender for this store, or None (in-memory SQLite, other databases: the thread path)."""
+    try:
+        if store.dialect == "sqlite":
+            return SQLiteAppender(store)
+        if store.dialect == "postgresql":
+            return PostgresAppender(store, timeout=timeout)
+    except ValueError:
+        return None
+    return None
+
+
