@@ -46,6 +46,7 @@ def summarize(runs: list[dict[str, Any]], variants: dict[str, dict[str, Any]],
                       "p99_ms": median([r["p99_ms"] for r in rs]),
                       "cpu_ms": median([r.get("cpu_ms") for r in rs]),
                       "per_call": median([r.get("per_call") for r in rs]),
+                      "commit_ms": median([r.get("commit_ms") for r in rs]),
                       "ok": sum(r.get("ok") or 0 for r in rs),
                       "non2xx": sum(r.get("non2xx") or 0 for r in rs),
                       "socket_errors": sum(sum((r.get("socket_errors") or {}).values()) for r in rs),
@@ -110,12 +111,13 @@ def render_markdown(result: dict[str, Any]) -> str:
                          f"{'met' if t['met'] else '**not met**'} |")
     lines += ["", "## Variants (medians over rounds; totals for counts)", "",
               "| variant | what | store | inst/req | req/s | p50 ms | p99 ms | server CPU ms/req | inst/model call "
-              "| 2xx | non-2xx | rows logged | rows expected |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| commit ms | 2xx | non-2xx | rows logged | rows expected |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, v in result["variants"].items():
         lines.append(f"| {name} | {v.get('description', '')} | {v.get('store', '')} | {v.get('instances', 1)} | "
                      f"{_f(v['rps'])} | {_f(v['p50_ms'], '{:.1f}')} | {_f(v['p99_ms'], '{:.1f}')} | "
-                     f"{_f(v.get('cpu_ms'), '{:.2f}')} | {_f(v.get('per_call'), '{:.1f}')} | {v['ok']} | "
+                     f"{_f(v.get('cpu_ms'), '{:.2f}')} | {_f(v.get('per_call'), '{:.1f}')} | "
+                     f"{_f(v.get('commit_ms'), '{:.2f}')} | {v['ok']} | "
                      f"{v['non2xx']} | {_f(v['rows'], '{}')} | {_f(v['expected_rows'], '{}')} |")
     if result.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in result["notes"]]

@@ -269,17 +269,29 @@ def check_response(v: Variant, out: dict) -> None:
         raise RuntimeError(f"{v.name}: request ids are not one per instance: {out.get('request_ids')}")
 
 
-def model_calls(url: str) -> tuple[float, float]:
-    """(instances, model calls) so far, from the service's ``driftwatch_batch_size`` histogram."""
+SCRAPED = ("driftwatch_batch_size_sum", "driftwatch_batch_size_count",
+           "driftwatch_request_log_commit_seconds_sum", "driftwatch_request_log_commit_seconds_count")
+
+
+def scrape(url: str) -> dict[str, float]:
+    """The service's batching and commit counters (summed over labels), from its ``/metrics``."""
     import urllib.request
     with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
         text = r.read().decode()
-    got = {}
+    got = dict.fromkeys(SCRAPED, 0.0)
     for line in text.splitlines():
-        for key in ("driftwatch_batch_size_sum", "driftwatch_batch_size_count"):
-            if line.startswith(key + " ") or line.startswith(key + "{"):
-                got[key] = got.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
-    return got.get("driftwatch_batch_size_sum", 0.0), got.get("driftwatch_batch_size_count", 0.0)
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in got:
+            got[name] += float(line.rsplit(" ", 1)[1])
+    return got
+
+
+def service_stats(before: dict[str, float], after: dict[str, float]) -> dict[str, float | None]:
+    """Instances per model call and mean request-log commit time (ms) between two scrapes."""
+    d = {k: after[k] - before[k] for k in SCRAPED}
+    calls, commits = d["driftwatch_batch_size_count"], d["driftwatch_request_log_commit_seconds_count"]
+    return {"per_call": d["driftwatch_batch_size_sum"] / calls if calls else None,
+            "commit_ms": 1e3 * d["driftwatch_request_log_commit_seconds_sum"] / commits if commits else None}
 
 
 def pinning() -> tuple[str | None, str | None, str]:
@@ -392,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
             for v in order:
                 counter = counters[stores[v.store].key] if v.logs else None
                 before = counter.max_id() if counter else None
-                calls0 = model_calls(servers[v.name].url) if v.kind == "driftwatch" else None
+                scraped0 = scrape(servers[v.name].url) if v.kind == "driftwatch" else None
                 cpu0, t0 = servers[v.name].cpu_seconds(), time.monotonic()
                 res, text = run_wrk(servers[v.name].url, scripts[(v.instances, duration)], duration=duration,
                                     drain=drain, connections=args.connections, cpus=wrk_cpus)
@@ -402,15 +414,14 @@ def main(argv: list[str] | None = None) -> int:
                        # CPU seconds of the server per second of load (the drain after the run is idle)
                        "server_cpu": (servers[v.name].cpu_seconds() - cpu0) / (res.get("elapsed_s") or (time.monotonic() - t0))}
                 run["cpu_ms"] = 1e3 * run["server_cpu"] / run["rps"] if run["rps"] else None
-                if calls0 is not None:  # instances per model call: how well adaptive batching shared the calls
-                    calls1 = model_calls(servers[v.name].url)
-                    run["per_call"] = (calls1[0] - calls0[0]) / max(1.0, calls1[1] - calls0[1])
+                if scraped0 is not None:  # instances per model call (adaptive batching), mean commit time
+                    run.update(service_stats(scraped0, scrape(servers[v.name].url)))
                 if counter:
                     run["rows"], run["distinct_ids"] = counter.since(before)
                     run["expected_rows"] = (res.get("ok") or 0) * v.instances
                 runs.append(run)
                 log(f"round {rnd + 1}/{rounds} {v.name:28s} {run['rps']:8.1f} req/s  p50 {run['p50_ms']:7.1f} ms  "
-                    f"p99 {run['p99_ms']:7.1f} ms  {run.get('per_call') or 0:5.1f}/call  cpu {run['server_cpu']:4.0%} {run['cpu_ms'] or 0:5.2f} ms/req  non-2xx {run['non2xx']}"
+                    f"p99 {run['p99_ms']:7.1f} ms  {run.get('per_call') or 0:5.1f}/call  commit {run.get('commit_ms') or 0:5.2f} ms  cpu {run['server_cpu']:4.0%} {run['cpu_ms'] or 0:5.2f} ms/req  non-2xx {run['non2xx']}"
                     + (f"  rows {run['rows']}/{run['expected_rows']}" if counter else ""))
         if args.profile:
             s = servers[args.profile]

@@ -51,7 +51,8 @@ class ServiceState:
                 retry_seconds=settings.spool_retry_seconds,
                 on_stored=M.LOG_ROWS.inc, on_backlog=M.SPOOLED.set,
                 appender=appender_for(self.store, timeout=settings.store_timeout_seconds) if settings.fast_log else None,
-                timeout=settings.store_timeout_seconds)
+                timeout=settings.store_timeout_seconds,
+                on_commit=lambda path, seconds: M.LOG_COMMIT.labels(path).observe(seconds))
 
     @staticmethod
     def _on_swap(old: Served | None, new: Served) -> None:
@@ -173,7 +174,8 @@ async def predict(request: Request) -> JSONResponse:
                  "features": rec, "prediction": p, "probabilities": probas[i] if probas is not None else None,
                  "latency_ms": latency_ms} for i, (rid, rec, p) in enumerate(zip(ids, records, preds))]
         try:
-            await st.requestlog.write(rows)
+            with st.batcher.answering_now():
+                await st.requestlog.write(rows)
         except OSError as e:
             return JSONResponse({"error": "request_log_unavailable",
                                  "detail": f"the request could not be logged durably ({e}); retry later"},

@@ -42,7 +42,8 @@ calls in a worker thread (for models that release the GIL for long).
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+import contextlib
+from typing import Any, Callable, Iterator
 
 PredictFn = Callable[[Any, list], tuple[list, list | None]]
 
@@ -66,6 +67,7 @@ class Batcher:
         self._queue: asyncio.Queue = asyncio.Queue()
         self._task: asyncio.Task | None = None
         self._arrival: asyncio.Future | None = None  # set when a request queues while _gather waits
+        self.answering = 0  # requests predicted but not answered yet (see answering_now)
         self._peak = 1  # most requests in one call lately (see _note_call)
         self._peak_at = 0.0
         self.calls = 0
@@ -113,6 +115,9 @@ class Batcher:
                     idle += 1
                     await asyncio.sleep(0)
                     continue
+                if self.answering and self.gap > 0:  # requests answered soon: their clients come back right after
+                    await self._next_arrival(deadline - now)
+                    continue
                 if len(batch) >= self._peak or self.gap <= 0 or idle > IDLE_TURNS:
                     break
                 idle += 1  # one wait per arrival: if nothing comes within the gap, stop
@@ -148,6 +153,21 @@ class Batcher:
                 if not fut.done():
                     fut.set_result((preds[i:j], probas[i:j] if probas is not None else None))
                 i = j
+
+    @contextlib.contextmanager
+    def answering_now(self) -> Iterator[None]:
+        """Mark a predicted request as not answered yet (e.g. waiting for its rows to be committed).
+
+        While any request is marked, a batch waits up to ``max_wait_ms`` for more requests instead of ``gap_ms``:
+        those clients send their next requests as soon as they are answered.
+        Without it, a commit that takes longer than the gap splits the clients into two cohorts: twice the
+        model calls for the same requests.
+        """
+        self.answering += 1
+        try:
+            yield
+        finally:
+            self.answering -= 1
 
     def _note_call(self, requests: int, now: float) -> None:
         """Track the most requests one call took within the last ``PEAK_SECONDS``.

@@ -12,6 +12,9 @@ PREDICTIONS = Counter("driftwatch_predictions", "Predicted instances, by model v
 REJECTED = Counter("driftwatch_requests_rejected", "Requests rejected as client mistakes (4xx), by first reason.",
                    ["reason"])
 LOG_ROWS = Counter("driftwatch_request_log_rows", "Request-log rows committed to the store (direct or shipped from the spool).")
+LOG_COMMIT = Histogram("driftwatch_request_log_commit_seconds",
+                       "Request-log commits: seconds from the start of a commit until its rows are durable.",
+                       ["path"], buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
 SPOOLED = Gauge("driftwatch_request_log_spooled_rows", "Request-log rows waiting in the local spool for the store.",
                 multiprocess_mode="livesum")
 FEEDBACK_CONFLICTS = Counter("driftwatch_feedback_conflicts", "Labels that disagree with an earlier label for the same request id.")

@@ -81,9 +81,11 @@ class RequestLog:
     def __init__(self, store: Store, spool: Spool, *, max_batch: int = 2048, retry_seconds: float = 1.0,
                  on_stored: Callable[[int], None] = lambda n: None,
                  on_backlog: Callable[[int], None] = lambda n: None,
-                 appender: Any = None, timeout: float = 5.0):
+                 appender: Any = None, timeout: float = 5.0,
+                 on_commit: Callable[[str, float], None] = lambda path, seconds: None):
         self.store, self.spool = store, spool
         self.appender, self.timeout = appender, timeout
+        self.on_commit = on_commit  # told ("loop" | "writer", seconds) of every commit that stored rows
         self._fast: deque[tuple[list[dict[str, Any]], asyncio.Future]] = deque()
         self._flushing = False
         self._flush_task: asyncio.Task | None = None
@@ -171,12 +173,13 @@ class RequestLog:
                     self._to_writer(items, loop)
                     continue
                 rows = [r for batch, _ in items for r in batch]
+                t0 = time.perf_counter()
                 try:
                     self.appender.append(rows)
                 except Exception as e:  # noqa: BLE001 - locked by another process, failed, refused: the writer decides
                     self._hand_off(items, loop, e)
                     continue
-                self._committed(items, len(rows))
+                self._committed(items, len(rows), time.perf_counter() - t0)
         finally:
             self._flushing = False
 
@@ -188,6 +191,7 @@ class RequestLog:
                     self._to_writer(items, loop)
                     continue
                 rows = [r for batch, _ in items for r in batch]
+                t0 = time.perf_counter()
                 try:
                     await asyncio.wait_for(self.appender.append(rows), self.timeout)
                 except asyncio.CancelledError:
@@ -196,14 +200,15 @@ class RequestLog:
                 except Exception as e:  # noqa: BLE001 - timed out, failed, refused: the writer decides
                     self._hand_off(items, loop, e)
                     continue
-                self._committed(items, len(rows))
+                self._committed(items, len(rows), time.perf_counter() - t0)
         finally:
             self._flushing = False
             self._flush_task = None
 
-    def _committed(self, items: list[tuple[list[dict[str, Any]], asyncio.Future]], n: int) -> None:
+    def _committed(self, items: list[tuple[list[dict[str, Any]], asyncio.Future]], n: int, seconds: float) -> None:
         self.fast_commits += 1
         self.on_stored(n)
+        self.on_commit("loop", seconds)
         for _, fut in items:
             if not fut.done():
                 fut.set_result(None)
@@ -279,7 +284,9 @@ class RequestLog:
         error: BaseException | None = None
         if self._store_up and not self.spool.pending:
             try:
+                t0 = time.perf_counter()
                 self.store.insert_predictions(rows)
+                self.on_commit("writer", time.perf_counter() - t0)
                 self.on_stored(len(rows))
             except SQLAlchemyError as e:
                 if not is_outage(e):
@@ -385,6 +392,10 @@ class RequestLog:
                 await self.appender.aclose()
             else:
                 self.appender.close()
+                try:  # leave the WAL empty behind us
+                    await asyncio.to_thread(self.appender.checkpoint)
+                except Exception as e:  # noqa: BLE001 - the next writer checkpoints
+                    log.warning("request log: final WAL checkpoint failed: %s", e)
 
     def close(self, timeout: float = 10.0) -> None:
         """Commit what is queued, then stop."""
