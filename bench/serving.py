@@ -15,11 +15,14 @@ Variants (logistic regression unless named ``rf``; SQLite store unless ``pg``):
     driftwatch            driftwatch serve (validation + durable logging + metrics), 1 instance/request
     driftwatch-nolog      driftwatch serve --no-log
     driftwatch-100        driftwatch serve, 100 instances/request
+    driftwatch-nosync     commits not synced to disk (SQLite ?synchronous=NORMAL; PostgreSQL synchronous_commit=off):
+                          what the per-commit fsync costs (informational)
     bentoml-plain         default @bentoml.service/@bentoml.api, pydantic input, no logging (bench/baselines)
     starlette-bare        Starlette on uvicorn, same model, no validation, no logging (bench/baselines)
     driftwatch-rf         100-tree random forest, adaptive batching (default)
     driftwatch-rf-unbatched   the same with DRIFTWATCH_BATCH_MAX_SIZE=1
-    driftwatch-pg, driftwatch-pg-100, driftwatch-pg-rf, driftwatch-pg-rf-unbatched   the same on PostgreSQL
+    driftwatch-pg, driftwatch-pg-100, driftwatch-pg-nosync, driftwatch-pg-rf, driftwatch-pg-rf-unbatched
+                          the same on PostgreSQL
 
     .venv/bin/python bench/serving.py                 # 5 rounds x 10 s; writes bench/results/serving.{md,json}
     .venv/bin/python bench/serving.py --quick         # 1 round x 3 s (smoke test of the harness)
@@ -87,6 +90,7 @@ class Variant:
     env: dict[str, str] = field(default_factory=dict)
     args: list[str] = field(default_factory=list)
     code: Path | None = None   # run this copy of the code (PYTHONPATH) instead of the working tree
+    no_sync: bool = False      # commits not synced to disk (SQLite synchronous=NORMAL, PostgreSQL synchronous_commit=off)
 
 
 def variants_for(with_pg: bool) -> list[Variant]:
@@ -98,12 +102,16 @@ def variants_for(with_pg: bool) -> list[Variant]:
         Variant("driftwatch-nolog", "driftwatch", "logreg-sqlite", "driftwatch --no-log", logs=False,
                 args=["--no-log"]),
         Variant("driftwatch-100", "driftwatch", "logreg-sqlite", "driftwatch, 100 instances/request", instances=100),
+        Variant("driftwatch-nosync", "driftwatch", "logreg-sqlite", "driftwatch, SQLite synchronous=NORMAL",
+                no_sync=True),
     ]
     if with_pg:
         vs += [
             Variant("driftwatch-pg", "driftwatch", "logreg-pg", "driftwatch /predict"),
             Variant("driftwatch-pg-100", "driftwatch", "logreg-pg", "driftwatch, 100 instances/request",
                     instances=100),
+            Variant("driftwatch-pg-nosync", "driftwatch", "logreg-pg", "driftwatch, synchronous_commit=off",
+                    no_sync=True),
         ]
     vs += [
         Variant("driftwatch-rf", "driftwatch", "rf-sqlite", "random forest, adaptive batching"),
@@ -135,6 +143,11 @@ def targets_for(names: set[str], ref_base: str = "driftwatch") -> list[dict[str,
         ratio(f"throughput logging on/off ({label})", dw, "driftwatch-nolog", "rps", ">=", 0.95)
         ratio(f"p99 logging on/off ({label})", dw, "driftwatch-nolog", "p99_ms", "<=", 1.10)
     # cost of a request = 1 / throughput at the same concurrency: cost(100)/cost(1) = rps(1)/rps(100)
+    # what the per-commit sync costs (informational: the default keeps it)
+    ratio("throughput logging on/off, commits not synced (SQLite synchronous=NORMAL)", "driftwatch-nosync",
+          "driftwatch-nolog", "rps", None, None)
+    ratio("throughput logging on/off, commits not synced (PostgreSQL synchronous_commit=off)", "driftwatch-pg-nosync",
+          "driftwatch-nolog", "rps", None, None)
     ratio("cost of 100 instances / 1 instance (SQLite)", "driftwatch", "driftwatch-100", "rps", "<=", 5.0)
     ratio("cost of 100 instances / 1 instance (PostgreSQL)", "driftwatch-pg", "driftwatch-pg-100", "rps", "<=", 5.0)
     ratio("random forest: batched / unbatched throughput (SQLite)", "driftwatch-rf", "driftwatch-rf-unbatched",
@@ -240,7 +253,11 @@ def server_for(v: Variant, store: Store, workdir: Path, cpus: str | None) -> Ser
     models = home / "models"           # ... seeing the store's models
     if not models.exists():
         models.symlink_to(store.data_dir / "bentoml" / "models", target_is_directory=True)
-    env = {**_clean_env(), "DRIFTWATCH_DATA_DIR": str(store.data_dir), "DRIFTWATCH_DATABASE_URL": store.url,
+    url = store.url
+    if v.no_sync:
+        url = url.replace("?options=-csearch_path%3D", "?options=-csynchronous_commit%3Doff%20-csearch_path%3D") \
+            if store.kind == "postgresql" else url + "?synchronous=NORMAL"
+    env = {**_clean_env(), "DRIFTWATCH_DATA_DIR": str(store.data_dir), "DRIFTWATCH_DATABASE_URL": url,
            "BENTOML_HOME": str(home), "DRIFTWATCH_BENTOML_HOME": str(home), **v.env}
     cwd = ROOT
     if v.code is not None:  # an older copy of driftwatch/, service/, models/ (see --ref)

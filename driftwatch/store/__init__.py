@@ -21,7 +21,7 @@ from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from driftwatch.store import tables as T
-from driftwatch.store.engine import make_engine
+from driftwatch.store.engine import make_engine, sqlite_synchronous
 
 __all__ = ["Store", "Deployment", "FeedbackResult", "utcnow", "T"]
 
@@ -106,6 +106,8 @@ class Store:
     def __init__(self, url: str | Engine, *, timeout: float = 5.0):
         self.engine = url if isinstance(url, Engine) else make_engine(url, timeout=timeout)
         self.dialect = self.engine.dialect.name
+        self.sqlite_synchronous = sqlite_synchronous(url) if isinstance(url, str) and self.dialect == "sqlite" \
+            else "FULL"
 
     def create_all(self) -> None:
         T.metadata.create_all(self.engine)

@@ -6,8 +6,9 @@ itself: GIL hand-offs and context switches between the loop and the thread,
 and SQLAlchemy's per-statement machinery (measured in ``bench/serving.py``).
 So the loop appends the rows itself, with a connection of its own:
 
-* ``SQLiteAppender``: a plain ``sqlite3`` connection (WAL, ``synchronous=FULL``:
-  a commit is on disk when ``append`` returns). ``busy_timeout=0``: if another
+* ``SQLiteAppender``: a plain ``sqlite3`` connection (WAL, ``synchronous=FULL``
+  unless the URL says ``?synchronous=NORMAL``: a commit is on disk when
+  ``append`` returns). ``busy_timeout=0``: if another
   process holds the write lock, ``append`` raises at once instead of blocking
   the loop; the caller hands those rows to the writer thread, which waits.
   ``wal_autocheckpoint=0``: a checkpoint (copying the WAL into the database)
@@ -77,7 +78,7 @@ class SQLiteAppender:
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=0)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA synchronous={self.store.sqlite_synchronous}")  # FULL unless the URL says otherwise
         conn.execute("PRAGMA busy_timeout=0")
         conn.execute("PRAGMA wal_autocheckpoint=0")
         return conn

@@ -37,6 +37,23 @@ def pg_connect_args(timeout: float) -> dict[str, Any]:
             "keepalives_interval": 2, "keepalives_count": 2, "tcp_user_timeout": int(max(timeout, 5) * 1000)}
 
 
+def sqlite_synchronous(url: str) -> str:
+    """SQLite's ``synchronous`` setting for this URL: FULL unless the URL says ``?synchronous=NORMAL``.
+
+    FULL: a commit is on disk before it returns (``fdatasync`` of the WAL): acknowledged rows survive a crash
+    of the process, of the OS and a power loss. NORMAL: no sync per commit; rows survive a crash of the
+    process (they are in the OS's page cache), not of the OS or the machine.
+
+    >>> sqlite_synchronous("sqlite:///x.db"), sqlite_synchronous("sqlite:///x.db?synchronous=normal")
+    ('FULL', 'NORMAL')
+    """
+    value = make_url(url).query.get("synchronous", "FULL")
+    value = (value[-1] if isinstance(value, tuple) else value).upper()
+    if value not in ("FULL", "NORMAL", "EXTRA"):
+        raise ValueError(f"synchronous={value!r} in the SQLite URL: use FULL (default), NORMAL or EXTRA")
+    return value
+
+
 def make_engine(url: str, *, timeout: float = 5.0, pool_size: int = 4) -> Engine:
     """Create an engine with the settings driftwatch relies on.
 
@@ -50,6 +67,9 @@ def make_engine(url: str, *, timeout: float = 5.0, pool_size: int = 4) -> Engine
     """
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
+        synchronous = sqlite_synchronous(url)
+        url = u.difference_update_query(["synchronous"]).render_as_string(hide_password=False)
+        u = make_url(url)
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": timeout, "check_same_thread": False}, json_serializer=json_dumps,
@@ -59,7 +79,7 @@ def make_engine(url: str, *, timeout: float = 5.0, pool_size: int = 4) -> Engine
         def _pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute(f"PRAGMA synchronous={synchronous}")
             cur.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             cur.close()
 

@@ -189,3 +189,21 @@ def test_copy_text_escapes_and_nulls():
     assert copy_text([tricky_rows("m")[1]]).decode().split("\t")[6] == "null"  # as SQLAlchemy stores None
     assert copy_text([dict(row, latency_ms=None)]).decode().split("\t")[7] == "\\N\n"
     assert copy_text([dict(row, ts=utcnow())]).decode().split("\t")[1].endswith("+00:00")
+
+
+@pytest.mark.parametrize("query, expected", [("", 2), ("?synchronous=NORMAL", 1), ("?synchronous=full", 2)])
+def test_the_sqlite_url_chooses_synchronous_for_both_paths(tmp_path, query, expected):
+    store = Store(f"sqlite:///{tmp_path / 's.db'}{query}")
+    store.create_all()
+    with store.engine.connect() as c:
+        assert c.exec_driver_sql("PRAGMA synchronous").scalar() == expected
+    app = SQLiteAppender(store)
+    app.append(tricky_rows("n")[:1])
+    assert app._conn.execute("PRAGMA synchronous").fetchone()[0] == expected
+    assert store.engine.url.database == str(tmp_path / "s.db")  # the option is not part of the file name
+    app.close()
+
+
+def test_a_wrong_synchronous_value_says_what_is_allowed(tmp_path):
+    with pytest.raises(ValueError, match="FULL .default., NORMAL or EXTRA"):
+        Store(f"sqlite:///{tmp_path / 's.db'}?synchronous=sometimes")
