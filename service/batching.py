@@ -43,7 +43,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 PredictFn = Callable[[Any, list], tuple[list, list | None]]
 

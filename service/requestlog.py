@@ -26,8 +26,9 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
@@ -61,7 +62,7 @@ class _LoopWaiter(Future):
                 pass
 
     @staticmethod
-    def _settle(waiters: list["_LoopWaiter"]) -> None:
+    def _settle(waiters: list[_LoopWaiter]) -> None:
         for w in waiters:
             if w.aio.done():  # the request was cancelled meanwhile
                 continue
@@ -91,6 +92,7 @@ class RequestLog:
         self._flush_task: asyncio.Task | None = None
         self._checkpoint_due = False
         self.fast_commits = self.handed_off = 0
+        self._next_handoff_warning = 0.0
         self.max_batch, self.retry_seconds = max_batch, retry_seconds
         self.on_stored, self.on_backlog = on_stored, on_backlog
         self._pending: deque[tuple[list[dict[str, Any]], Future]] = deque()
@@ -102,7 +104,7 @@ class RequestLog:
         self._next_orphan_check = 0.0
         self._kick_loop: asyncio.AbstractEventLoop | None = None
 
-    def start(self) -> "RequestLog":
+    def start(self) -> RequestLog:
         self._writer.start()
         self._prober.start()
         return self
@@ -220,8 +222,12 @@ class RequestLog:
     def _hand_off(self, items: list[tuple[list[dict[str, Any]], asyncio.Future]],
                   loop: asyncio.AbstractEventLoop, e: BaseException) -> None:
         self.handed_off += 1
-        log.debug("request log: fast path could not commit %d requests (%s); writer thread takes them",
-                  len(items), str(e).splitlines()[0] if str(e) else type(e).__name__)
+        now = time.monotonic()
+        if now >= self._next_handoff_warning:  # say so (at most once a minute): a misconfiguration shows here
+            self._next_handoff_warning = now + 60.0
+            log.warning("request log: the event loop could not commit %d requests (%s: %s); the writer thread "
+                        "takes them (%d hand-offs so far)", len(items), type(e).__name__,
+                        str(e).splitlines()[0] if str(e) else "", self.handed_off)
         self._to_writer(items, loop)
 
     def _kick(self) -> None:
@@ -265,7 +271,7 @@ class RequestLog:
             if items:
                 try:
                     self._commit(items)
-                except Exception as e:  # noqa: BLE001 - fail these requests; a dead writer would hang all later ones
+                except Exception as e:  # fail these requests: a dead writer would hang all later ones
                     log.exception("request log: cannot log %d requests", len(items))
                     for _, fut in items:
                         if not fut.done():
@@ -275,7 +281,7 @@ class RequestLog:
     def _guard(self, step: Callable[[], None]) -> None:
         try:
             step()
-        except Exception as e:  # noqa: BLE001 - keep the writer alive; the rows stay spooled for the next try
+        except Exception as e:  # keep the writer alive; the rows stay spooled for the next try
             log.exception("request log: %s failed", step.__name__)
             self._mark_down(e)  # retried after the next probe, not in a busy loop
 

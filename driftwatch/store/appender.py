@@ -186,9 +186,11 @@ class PostgresAppender:
     def __init__(self, store: Store, *, timeout: float = 5.0):
         if store.dialect != "postgresql":
             raise ValueError("PostgresAppender needs a PostgreSQL store")
-        url = store.engine.url.set(drivername="postgresql")
-        self.conninfo = url.render_as_string(hide_password=False)
-        self.connect_args = pg_connect_args(timeout)
+        # exactly the arguments SQLAlchemy gives psycopg for this URL (not the URL re-rendered: libpq's URI
+        # parser would take the "+" SQLAlchemy writes for a space in options=... literally)
+        cargs, cparams = store.engine.dialect.create_connect_args(store.engine.url)
+        cparams.pop("context", None)  # SQLAlchemy's type adapters: not for this connection
+        self.connect_args = (list(cargs), {**cparams, **pg_connect_args(timeout)})
         self._conn = None
         self._sql = f"COPY {T.predictions.name} ({', '.join(COLUMNS)}) FROM STDIN"
         self.reconnects = 0
@@ -199,7 +201,8 @@ class PostgresAppender:
 
         data = copy_text(rows)
         if self._conn is None or self._conn.closed:
-            self._conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True, **self.connect_args)
+            args, kwargs = self.connect_args
+            self._conn = await psycopg.AsyncConnection.connect(*args, autocommit=True, **kwargs)
             self.reconnects += 1
         try:
             async with self._conn.cursor() as cur:

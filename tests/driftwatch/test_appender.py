@@ -11,13 +11,19 @@ import pytest
 from sqlalchemy import text
 
 from driftwatch.store import Store, T, utcnow
-from driftwatch.store.appender import (COLUMNS, PostgresAppender, SQLiteAppender, appender_for, copy_text,
-                                       sqlite_params)
+from driftwatch.store.appender import (
+    COLUMNS,
+    PostgresAppender,
+    SQLiteAppender,
+    appender_for,
+    copy_text,
+    sqlite_params,
+)
 
 
 def tricky_rows(prefix: str) -> list[dict]:
     """Values that stress the conversions: escapes COPY must double, unicode, nulls, big and negative numbers."""
-    ts = dt.datetime(2026, 11, 27, 13, 5, 7, 123456, tzinfo=dt.timezone.utc)
+    ts = dt.datetime(2026, 11, 27, 13, 5, 7, 123456, tzinfo=dt.UTC)
     feats = [
         {"age": 41.0, "car": "7", "note": "tab\there\nnew line\\back\rslash"},
         {"age": None, "car": "é ü 中文 🙂", "quote": 'say "hi"'},
@@ -207,3 +213,23 @@ def test_the_sqlite_url_chooses_synchronous_for_both_paths(tmp_path, query, expe
 def test_a_wrong_synchronous_value_says_what_is_allowed(tmp_path):
     with pytest.raises(ValueError, match="FULL .default., NORMAL or EXTRA"):
         Store(f"sqlite:///{tmp_path / 's.db'}?synchronous=sometimes")
+
+
+def test_postgres_appender_connects_with_every_option_of_the_url(pg_url):
+    """Two server options (a space in options=...): both reach the appender's connection, as SQLAlchemy's."""
+    url = pg_url.replace("?options=-csearch_path%3D", "?options=-csynchronous_commit%3Doff%20-csearch_path%3D")
+    store = Store(url)
+    store.create_all()
+    app = PostgresAppender(store)
+
+    async def scenario():
+        await app.append(tricky_rows("o")[:2])
+        async with app._conn.cursor() as cur:
+            await cur.execute("SHOW synchronous_commit")
+            sync = (await cur.fetchone())[0]
+        await app.aclose()
+        return sync
+
+    assert run(scenario()) == "off"
+    assert len(raw_columns(store, "o")) == 2  # in the URL's schema: search_path applied too
+    store.dispose()
