@@ -159,40 +159,38 @@ class RequestLog:
         else:
             self._flush_sync(loop)
 
-    def _take_fast(self) -> list[tuple[list[dict[str, Any]], asyncio.Future]]:
-        items, n = [], 0
-        while self._fast and (n < self.max_batch or not items):
-            rows, fut = self._fast.popleft()
-            items.append((rows, fut))
-            n += len(rows)
-        return items
+    def _next_fast(self, loop: asyncio.AbstractEventLoop) -> tuple[list, list[dict[str, Any]]] | None:
+        """The next requests (≤ ``max_batch`` rows) the loop may commit and their rows; None when none are left.
+        Requests that may not go fast any more (the store went down meanwhile) go to the writer."""
+        while self._fast:
+            items, n = [], 0
+            while self._fast and (n < self.max_batch or not items):
+                rows, fut = self._fast.popleft()
+                items.append((rows, fut))
+                n += len(rows)
+            if self._fast_ok():
+                return items, [r for batch, _ in items for r in batch]
+            self._to_writer(items, loop)
+        return None
 
     def _flush_sync(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
-            while self._fast:
-                items = self._take_fast()
-                if not self._fast_ok():
-                    self._to_writer(items, loop)
-                    continue
-                rows = [r for batch, _ in items for r in batch]
+            while (batch := self._next_fast(loop)) is not None:
+                items, rows = batch
                 t0 = time.perf_counter()
                 try:
                     self.appender.append(rows)
                 except Exception as e:  # noqa: BLE001 - locked by another process, failed, refused: the writer decides
                     self._hand_off(items, loop, e)
-                    continue
-                self._committed(items, len(rows), time.perf_counter() - t0)
+                else:
+                    self._committed(items, len(rows), time.perf_counter() - t0)
         finally:
             self._flushing = False
 
     async def _flush_async(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
-            while self._fast:
-                items = self._take_fast()
-                if not self._fast_ok():
-                    self._to_writer(items, loop)
-                    continue
-                rows = [r for batch, _ in items for r in batch]
+            while (batch := self._next_fast(loop)) is not None:
+                items, rows = batch
                 t0 = time.perf_counter()
                 try:
                     await asyncio.wait_for(self.appender.append(rows), self.timeout)
@@ -201,8 +199,8 @@ class RequestLog:
                     raise
                 except Exception as e:  # noqa: BLE001 - timed out, failed, refused: the writer decides
                     self._hand_off(items, loop, e)
-                    continue
-                self._committed(items, len(rows), time.perf_counter() - t0)
+                else:
+                    self._committed(items, len(rows), time.perf_counter() - t0)
         finally:
             self._flushing = False
             self._flush_task = None
