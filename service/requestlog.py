@@ -223,7 +223,9 @@ class RequestLog:
         now = time.monotonic()
         if now >= self._next_handoff_warning:  # say so (at most once a minute): a misconfiguration shows here
             self._next_handoff_warning = now + 60.0
-            log.warning("request log: the event loop could not commit %d requests (%s: %s); the writer thread "
+            # SQLite's write lock held by another writer (the monitor, feedback, another worker) is expected now and then
+            level = logging.INFO if "database is locked" in str(e) else logging.WARNING
+            log.log(level, "request log: the event loop could not commit %d requests (%s: %s); the writer thread "
                         "takes them (%d hand-offs so far)", len(items), type(e).__name__,
                         str(e).splitlines()[0] if str(e) else "", self.handed_off)
         self._to_writer(items, loop)
