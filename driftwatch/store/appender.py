@@ -157,24 +157,32 @@ def copy_text(rows: list[dict[str, Any]]) -> bytes:
     ['r1', '2026-01-02T03:04:05.006000+00:00', 'm', 'v', '{"x":1.5}', '"yes"', 'null', '1.25\n']
     """
     out = []
+    last_ts = ts_text = None
     for r in rows:
-        fields = []
-        for c in COLUMNS:
-            v = r[c]
-            if c in JSON_COLUMNS:
-                s = json_dumps(v).translate(_COPY_ESCAPES)  # None too: SQLAlchemy stores JSON null, not NULL
-            elif v is None:
-                s = "\\N"
-            elif c == "ts":
-                s = v.isoformat()
-            elif isinstance(v, float):
-                s = repr(v)
-            else:
-                s = str(v).translate(_COPY_ESCAPES)
-            fields.append(s)
-        out.append("\t".join(fields))
+        ts = r["ts"]
+        if ts is not last_ts:  # rows of one request share their ts
+            last_ts, ts_text = ts, ("\\N" if ts is None else ts.isoformat())
+        lat = r["latency_ms"]
+        out.append("\t".join((
+            _copy_escape(r["request_id"]), ts_text, _copy_escape(r["model_name"]), _copy_escape(r["model_version"]),
+            _json_field(r["features"]), _json_field(r["prediction"]), _json_field(r["probabilities"]),
+            "\\N" if lat is None else repr(float(lat)))))
     out.append("")
     return "\n".join(out).encode("utf-8")
+
+
+def _copy_escape(s: Any) -> str:
+    s = str(s)
+    if "\\" in s or "\t" in s or "\n" in s or "\r" in s:
+        return s.translate(_COPY_ESCAPES)
+    return s
+
+
+def _json_field(value: Any) -> str:
+    # JSON text has no raw tab, newline or carriage return (JSON escapes them): only backslashes need doubling.
+    # None too: SQLAlchemy stores JSON null, not NULL.
+    text = json_dumps(value)
+    return text.replace("\\", "\\\\") if "\\" in text else text
 
 
 class PostgresAppender:
