@@ -34,6 +34,10 @@ from service.validation import Problem, RequestError, check_content_type, feedba
 log = logging.getLogger("driftwatch.service")
 
 
+class LogUnavailable(Exception):
+    """A request's rows could be neither committed nor spooled (the spool's disk failed): it is not answered 200."""
+
+
 class ServiceState:
     """Everything one worker process holds; built once in the lifespan."""
 
@@ -42,8 +46,6 @@ class ServiceState:
         self.store = Store(settings.database_url, timeout=settings.store_timeout_seconds)
         self.slot = ModelSlot(load_package, lambda: self.store.production(settings.model_name),
                               settings.max_instances, on_swap=self._on_swap)
-        self.batcher = Batcher(lambda served, recs: served.predict(recs), settings.batch_max_size,
-                               settings.batch_max_latency_ms, on_call=M.BATCH_SIZE.observe)
         self.requestlog: RequestLog | None = None
         if settings.log_requests:
             self.requestlog = RequestLog(
@@ -53,6 +55,29 @@ class ServiceState:
                 appender=appender_for(self.store, timeout=settings.store_timeout_seconds) if settings.fast_log else None,
                 timeout=settings.store_timeout_seconds,
                 on_commit=lambda path, seconds: M.LOG_COMMIT.labels(path).observe(seconds))
+        self.batcher = Batcher(lambda served, recs: served.predict(recs), settings.batch_max_size,
+                               settings.batch_max_latency_ms, on_call=M.BATCH_SIZE.observe,
+                               settle=self._log_call if self.requestlog is not None else None)
+
+    async def _log_call(self, served: Served, requests: list[tuple[list, float]], preds: list,
+                        probas: list | None) -> list[list[str] | BaseException]:
+        """One model call's rows into the request log (one commit): each request's ids, or what failed it."""
+        now, ts = time.perf_counter(), utcnow()
+        ids = new_request_ids(len(preds))
+        groups, out, i = [], [], 0
+        name, version = served.name, served.version
+        for records, t0 in requests:
+            latency_ms = (now - t0) * 1000.0
+            j = i + len(records)
+            groups.append([{"request_id": ids[k], "ts": ts, "model_name": name, "model_version": version,
+                            "features": records[k - i], "prediction": preds[k],
+                            "probabilities": probas[k] if probas is not None else None, "latency_ms": latency_ms}
+                           for k in range(i, j)])
+            out.append(ids[i:j])
+            i = j
+        errors = await self.requestlog.write_many(groups)
+        return [ids_ if e is None else LogUnavailable(str(e)) if isinstance(e, OSError) else e
+                for ids_, e in zip(out, errors)]
 
     @staticmethod
     def _on_swap(old: Served | None, new: Served) -> None:
@@ -165,21 +190,14 @@ async def predict(request: Request) -> JSONResponse:
         records = served.validator.check(await read_json(request, st.settings.max_body_bytes))
     except RequestError as e:
         return rejected(e)
-    preds, probas = await st.batcher.predict(served, records)
-    ids = new_request_ids(len(records))
-    latency_ms = (time.perf_counter() - t0) * 1000.0
-    if st.requestlog is not None:
-        ts = utcnow()
-        rows = [{"request_id": rid, "ts": ts, "model_name": served.name, "model_version": served.version,
-                 "features": rec, "prediction": p, "probabilities": probas[i] if probas is not None else None,
-                 "latency_ms": latency_ms} for i, (rid, rec, p) in enumerate(zip(ids, records, preds))]
-        try:
-            with st.batcher.answering_now():
-                await st.requestlog.write(rows)
-        except OSError as e:
-            return JSONResponse({"error": "request_log_unavailable",
-                                 "detail": f"the request could not be logged durably ({e}); retry later"},
-                                status_code=503, headers={"Retry-After": "5"})
+    try:
+        preds, probas, ids = await st.batcher.predict(served, records, t0)  # logged durably when ids come back
+    except LogUnavailable as e:
+        return JSONResponse({"error": "request_log_unavailable",
+                             "detail": f"the request could not be logged durably ({e}); retry later"},
+                            status_code=503, headers={"Retry-After": "5"})
+    if ids is None:  # request log off
+        ids = new_request_ids(len(records))
     classes = served.package.classes
     for p, n in (collections.Counter(preds) if classes is not None else {None: len(preds)}).items():
         M.PREDICTIONS.labels(served.name, served.version, M.predicted_label(p, classes)).inc(n)

@@ -16,6 +16,11 @@ idle loop turns). Under load calls grow and their fixed cost (pandas frame,
 pipeline overhead: ~5 ms for a scikit-learn pipeline whether it predicts 1 row
 or 100) is shared.
 
+``settle`` (optional) runs after each call and before its requests are
+answered: the request log commits the call's rows there, one transaction per
+call, and each request gets back its request ids (or the error that failed
+it). Requests are resumed once, with everything they need to answer.
+
 ``inline=True`` calls the model on the event loop thread. On a core shared
 by the loop and the model that is cheaper than a worker thread: no GIL
 hand-offs (a thread gets the GIL back only every switch interval, 5 ms), and
@@ -33,7 +38,7 @@ calls in a worker thread (for models that release the GIL for long).
 ...     out = await asyncio.gather(*(b.predict("m", [i]) for i in range(5)))
 ...     await b.close()
 ...     return out
->>> [o[0] for o in asyncio.run(main())]
+>>> [o.preds for o in asyncio.run(main())]
 [[0], [2], [4], [6], [8]]
 >>> calls
 [5]
@@ -43,10 +48,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, NamedTuple
 
 PredictFn = Callable[[Any, list], tuple[list, list | None]]
+# settle(model, [(records, tag) per request], preds, probas) -> one value or exception per request
+SettleFn = Callable[[Any, list[tuple[list, Any]], list, list | None], Awaitable[list[Any]]]
+
+
+class Answer(NamedTuple):
+    preds: list
+    probas: list | None
+    settled: Any = None  # what ``settle`` returned for this request (None without one)
 
 # a batch stops growing after this many consecutive loop turns without a new request ...
 IDLE_TURNS = 2
@@ -58,8 +71,10 @@ PEAK_SECONDS = 1.0
 
 class Batcher:
     def __init__(self, fn: PredictFn, max_size: int = 64, max_wait_ms: float = 5.0, inline: bool = True,
-                 gap_ms: float = GAP_MS, on_call: Callable[[int], None] = lambda n: None):
+                 gap_ms: float = GAP_MS, on_call: Callable[[int], None] = lambda n: None,
+                 settle: SettleFn | None = None):
         self.fn = fn
+        self.settle = settle
         self.on_call = on_call  # told the number of instances of every model call
         self.max_size = max(1, max_size)
         self.max_wait = max(0.0, max_wait_ms) / 1000.0
@@ -79,14 +94,18 @@ class Batcher:
             return self.fn(model, records)
         return await asyncio.to_thread(self.fn, model, records)
 
-    async def predict(self, model: Any, records: list) -> tuple[list, list | None]:
-        if self.max_size == 1 or len(records) >= self.max_size:
+    async def predict(self, model: Any, records: list, tag: Any = None) -> Answer:
+        """Predictions for ``records`` (and what ``settle`` made of them; ``tag`` is passed to it)."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        if self.max_size == 1 or len(records) >= self.max_size:  # a call of its own
             self.calls += 1
-            return await self._call(model, records)
+            preds, probas = await self._call(model, records)
+            await self._answer(model, [(model, records, fut, tag)], preds, probas)
+            return fut.result()
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-        fut = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((model, records, fut))
+            self._task = loop.create_task(self._run())
+        self._queue.put_nowait((model, records, fut, tag))
         if self._arrival is not None and not self._arrival.done():
             self._arrival.set_result(None)
         return await fut
@@ -139,25 +158,55 @@ class Batcher:
             batch, carry = await self._gather(first)
             self._note_call(len(batch), asyncio.get_running_loop().time())
             model = first[0]
-            records = [r for _, recs, _ in batch for r in recs]
+            records = [r for _, recs, _, _ in batch for r in recs]
             self.calls += 1
             try:
                 preds, probas = await self._call(model, records)
             except Exception as e:  # noqa: BLE001 - each waiting request gets the error
-                for *_, fut in batch:
+                for _, _, fut, _ in batch:
                     if not fut.done():
                         fut.set_exception(e)
                 continue
-            i = 0
-            for _, recs, fut in batch:
-                j = i + len(recs)
+            if self.settle is None:
+                self._deliver(batch, preds, probas, None)
+            else:  # a task of its own: the next call can be gathered (and made) while this one's rows commit
+                asyncio.get_running_loop().create_task(self._answer(model, batch, preds, probas))
+
+    async def _answer(self, model: Any, batch: list[tuple], preds: list, probas: list | None) -> None:
+        """Settle one call's requests (if there is a ``settle``), then resume them."""
+        if self.settle is None:
+            self._deliver(batch, preds, probas, None)
+            return
+        self.answering += len(batch)
+        try:
+            settled = await self.settle(model, [(recs, tag) for _, recs, _, tag in batch], preds, probas)
+        except BaseException as e:
+            for _, _, fut, _ in batch:
                 if not fut.done():
-                    fut.set_result((preds[i:j], probas[i:j] if probas is not None else None))
-                i = j
+                    fut.set_exception(e if isinstance(e, Exception) else RuntimeError("request cancelled"))
+            if not isinstance(e, Exception):
+                raise
+            return
+        finally:
+            self.answering -= len(batch)
+        self._deliver(batch, preds, probas, settled)
+
+    @staticmethod
+    def _deliver(batch: list[tuple], preds: list, probas: list | None, settled: list | None) -> None:
+        i = 0
+        for k, (_, recs, fut, _) in enumerate(batch):
+            j = i + len(recs)
+            if not fut.done():
+                extra = settled[k] if settled is not None else None
+                if isinstance(extra, BaseException):
+                    fut.set_exception(extra)
+                else:
+                    fut.set_result(Answer(preds[i:j], probas[i:j] if probas is not None else None, extra))
+            i = j
 
     @contextlib.contextmanager
     def answering_now(self) -> Iterator[None]:
-        """Mark a predicted request as not answered yet (e.g. waiting for its rows to be committed).
+        """Mark a predicted request as not answered yet (``settle`` marks its requests itself).
 
         While any request is marked, a batch waits up to ``max_wait_ms`` for more requests instead of ``gap_ms``:
         those clients send their next requests as soon as they are answered.

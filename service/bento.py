@@ -13,6 +13,10 @@ settings.apply_bentoml_home()
 
 import bentoml  # noqa: E402 - BENTOML_HOME must be set first
 
+from service import bentoml_fixes  # noqa: E402
+
+bentoml_fixes.apply()  # before BentoML builds this worker's middleware stack
+
 from models import registry  # noqa: E402
 from service.app import create_app  # noqa: E402
 

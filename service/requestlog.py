@@ -139,6 +139,28 @@ class RequestLog:
             self._to_writer([(rows, fut)], loop)
         await fut
 
+    async def write_many(self, groups: list[list[dict[str, Any]]]) -> list[BaseException | None]:
+        """``write`` for several requests at once (one model call's): what failed each, None where durable.
+
+        One commit for all of them when it can; a request the store refuses fails alone.
+        """
+        loop = asyncio.get_running_loop()
+        if self._stop:
+            raise RuntimeError("request log is closed")
+        items = [(rows, loop.create_future()) for rows in groups]
+        if self.appender is not None and self._fast_ok():
+            self._fast.extend(items)
+            if not self._flushing:
+                self._flushing = True
+                loop.call_soon(self._start_flush, loop)
+        else:
+            self._to_writer(items, loop)
+        for _, fut in items:
+            if not fut.done():
+                await asyncio.wait([fut for _, fut in items])
+                break
+        return [fut.exception() for _, fut in items]
+
     def _fast_ok(self) -> bool:
         # rows that may not overtake others go to the writer thread: the spool's, and anything it still holds
         return self._store_up and not self.spool.pending and not self._pending
@@ -402,6 +424,8 @@ class RequestLog:
                     await asyncio.to_thread(self.appender.checkpoint)
                 except Exception as e:  # noqa: BLE001 - the next writer checkpoints
                     log.warning("request log: final WAL checkpoint failed: %s", e)
+                finally:
+                    self.appender.close()
 
     def close(self, timeout: float = 10.0) -> None:
         """Commit what is queued, then stop."""

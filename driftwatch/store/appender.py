@@ -72,6 +72,7 @@ class SQLiteAppender:
         if self._insert is None or self._insert.columns != COLUMNS:
             raise ValueError("this SQLite/SQLAlchemy cannot build the multi-row insert")
         self._conn: sqlite3.Connection | None = None
+        self._ckpt_conn: sqlite3.Connection | None = None  # the checkpointing thread's own
         self.checkpoint_every = checkpoint_every
         self.commits_since_checkpoint = 0
 
@@ -110,13 +111,17 @@ class SQLiteAppender:
     def checkpoint(self) -> None:
         """Copy the WAL into the database without waiting for readers or writers (any thread)."""
         self.commits_since_checkpoint = 0
-        with self.store.engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        if self._ckpt_conn is None:  # a plain connection: SQLAlchemy's pool checkout cost more than the checkpoint
+            self._ckpt_conn = sqlite3.connect(self.path, isolation_level=None, timeout=0, check_same_thread=False)
+            self._ckpt_conn.execute(f"PRAGMA synchronous={self.store.sqlite_synchronous}")
+        self._ckpt_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        """Close both connections (a later ``append`` or ``checkpoint`` opens its own again)."""
+        for conn in (self._conn, self._ckpt_conn):
+            if conn is not None:
+                conn.close()
+        self._conn = self._ckpt_conn = None
 
 
 def sqlite_ts(ts: dt.datetime) -> str:

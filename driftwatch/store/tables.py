@@ -12,11 +12,14 @@ metadata = MetaData()
 Id = BigInteger().with_variant(Integer(), "sqlite")
 Ts = DateTime(timezone=True)
 
+# predictions.ts has no index: nothing queries by it (readers page by ``id``, which grows with ``ts``), and a third
+# B-tree cost every logged row about a third more store work (3 -> 2 B-trees; SQLite: 12 -> 9 WAL pages per commit).
+# Databases created before keep their ix_predictions_ts; it does no harm.
 predictions = Table(
     "predictions", metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("request_id", String(32), nullable=False, unique=True),
-    Column("ts", Ts, nullable=False, index=True),
+    Column("ts", Ts, nullable=False),
     Column("model_name", String(200), nullable=False),
     Column("model_version", String(200), nullable=False),
     Column("features", JSON, nullable=False),

@@ -36,7 +36,7 @@ def test_results_go_back_to_their_request_across_shared_calls():
         return out
 
     out = asyncio.run(main())
-    for i, (preds, probas) in enumerate(out):
+    for i, (preds, probas, _) in enumerate(out):
         assert preds == [2 * r for r in range(i, i + 1 + i % 3)]
         assert len(probas) == len(preds)
     assert len(model.calls) < 10, model.calls
@@ -154,3 +154,84 @@ def test_max_size_one_calls_the_model_per_request(max_size):
 
     asyncio.run(main())
     assert [n for _, n in model.calls] == [1] * 6
+
+
+class Settle:
+    """Records each call's requests; answers each with its tag doubled, or fails the tags in ``fail``."""
+
+    def __init__(self, delay: float = 0.0, fail=(), explode: bool = False):
+        self.delay, self.fail, self.explode, self.calls = delay, set(fail), explode, []
+
+    async def __call__(self, model, requests, preds, probas):
+        self.calls.append([tag for _, tag in requests])
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.explode:
+            raise OSError("log exploded")
+        return [KeyError(tag) if tag in self.fail else 2 * tag for _, tag in requests]
+
+
+def test_settle_runs_once_per_call_and_each_request_gets_its_own_value():
+    model, settle = Model(cost=0.002), Settle(fail={3})
+
+    async def main():
+        b = Batcher(model, max_size=64, settle=settle)
+        out = await asyncio.gather(*(b.predict("v1", [i], tag=i) for i in range(8)), return_exceptions=True)
+        await b.close()
+        return out
+
+    out = asyncio.run(main())
+    assert len(settle.calls) == len(model.calls) and sorted(t for c in settle.calls for t in c) == list(range(8))
+    assert isinstance(out[3], KeyError), "a request its settle failed fails alone"
+    for i, o in enumerate(out):
+        if i != 3:
+            assert o.preds == [2 * i] and o.settled == 2 * i
+
+
+def test_a_settle_that_fails_as_a_whole_fails_its_requests_and_the_next_call_works():
+    settle = Settle(explode=True)
+
+    async def main():
+        b = Batcher(Model(), max_size=8, settle=settle)
+        first = await asyncio.gather(*(b.predict("v1", [i], tag=i) for i in range(4)), return_exceptions=True)
+        settle.explode = False
+        second = await b.predict("v1", [7], tag=7)
+        await b.close()
+        return first, second
+
+    first, second = asyncio.run(main())
+    assert all(isinstance(e, OSError) for e in first)
+    assert second == (([14], [[0.5, 0.5]], 14))
+
+
+def test_the_next_call_is_made_while_the_previous_one_settles():
+    """A slow settle (a PostgreSQL commit) does not hold back the model call of requests that arrived meanwhile."""
+    model, settle = Model(), Settle(delay=0.05)
+    seen = {}
+
+    async def main():
+        b = Batcher(model, max_size=64, max_wait_ms=1, settle=settle)
+        first = asyncio.ensure_future(b.predict("v1", [1], tag=1))
+        await asyncio.sleep(0.01)  # the first call is made, its settle sleeps
+        second = asyncio.ensure_future(b.predict("v1", [2], tag=2))
+        await asyncio.sleep(0.02)
+        seen["calls while settling"] = len(model.calls)
+        seen["answering"] = b.answering
+        await asyncio.gather(first, second)
+        await b.close()
+
+    asyncio.run(main())
+    assert seen["calls while settling"] == 2 and seen["answering"] == 2
+
+
+def test_a_request_with_a_call_of_its_own_is_settled_too():
+    settle = Settle()
+
+    async def main():
+        b = Batcher(Model(), max_size=2, settle=settle)
+        out = await b.predict("v1", [1, 2, 3], tag=5)
+        await b.close()
+        return out
+
+    assert asyncio.run(main()) == ([2, 4, 6], [[0.5, 0.5]] * 3, 10)
+    assert settle.calls == [[5]]

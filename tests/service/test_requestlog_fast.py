@@ -207,3 +207,35 @@ def test_aclose_waits_for_commits_in_flight(tmp_path):
     with pytest.raises(RuntimeError):
         asyncio.run(log.write(rows(1)))
     store.real.dispose()
+
+
+def test_write_many_commits_one_model_calls_requests_together(sqlite_store, tmp_path):
+    log, _ = make(sqlite_store, tmp_path, SQLiteAppender(sqlite_store))
+    groups = [rows(1 + i % 3) for i in range(16)]
+
+    async def main():
+        out = await log.write_many(groups)
+        await log.aclose()
+        return out
+
+    assert asyncio.run(main()) == [None] * 16
+    assert log.fast_commits == 1 and log.handed_off == 0
+    assert stored_ids(sqlite_store) == [r["request_id"] for g in groups for r in g]
+
+
+def test_write_many_a_request_the_store_refuses_fails_alone(tmp_path):
+    store = RefusingStore(f"sqlite:///{tmp_path / 'refuse.db'}")
+    app = FakeAppender(store.insert_predictions)  # refuses like the store: the writer isolates the request
+    log, _ = make(store, tmp_path, app)
+    groups = [rows(2), rows(1), rows(2)]
+    groups[1][0]["prediction"] = "bad"
+
+    async def main():
+        out = await log.write_many(groups)
+        await log.aclose()
+        return out
+
+    out = asyncio.run(main())
+    assert out[0] is None and out[2] is None and "invalid input syntax" in str(out[1])
+    assert store.ids_in_order() == [r["request_id"] for g in (groups[0], groups[2]) for r in g]
+    store.real.dispose()
