@@ -18,6 +18,10 @@ from typing import Any
 OPS = {">=": operator.ge, "<=": operator.le}
 
 
+# a per-round ratio is marked (*) when the hypervisor took more than this share of the server's CPU in either run
+STEAL_MARK = 5.0
+
+
 def median(values: list[float]) -> float | None:
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -45,6 +49,7 @@ def summarize(runs: list[dict[str, Any]], variants: dict[str, dict[str, Any]],
                       "p50_ms": median([r["p50_ms"] for r in rs]),
                       "p99_ms": median([r["p99_ms"] for r in rs]),
                       "cpu_ms": median([r.get("cpu_ms") for r in rs]),
+                      "steal_pct": median([r.get("steal_pct") for r in rs]),
                       "per_call": median([r.get("per_call") for r in rs]),
                       "commit_ms": median([r.get("commit_ms") for r in rs]),
                       "ok": sum(r.get("ok") or 0 for r in rs),
@@ -59,11 +64,12 @@ def summarize(runs: list[dict[str, Any]], variants: dict[str, dict[str, Any]],
         if t["kind"] == "ratio":
             a = {r["round"]: r for r in by_variant.get(t["a"], [])}
             b = {r["round"]: r for r in by_variant.get(t["b"], [])}
-            ratios = []
+            ratios, stolen = [], []
             for rnd in sorted(set(a) & set(b)):
                 va, vb = a[rnd].get(t["metric"]), b[rnd].get(t["metric"])
                 ratios.append(va / vb if va is not None and vb else None)
-            t["ratios"] = ratios
+                stolen.append(max(a[rnd].get("steal_pct") or 0.0, b[rnd].get("steal_pct") or 0.0) > STEAL_MARK)
+            t["ratios"], t["stolen"] = ratios, stolen
             t["value"] = median(ratios)
             t["met"] = None if t["op"] is None else (
                 t["value"] is not None and OPS[t["op"]](t["value"], t["threshold"]))
@@ -101,7 +107,8 @@ def render_markdown(result: dict[str, Any]) -> str:
               "| target | ratio | goal | per round | met |", "|---|---|---|---|---|"]
     for t in result["targets"]:
         if t["kind"] == "ratio":
-            per = ", ".join(_f(r, "{:.2f}") for r in t["ratios"])
+            per = ", ".join(_f(r, "{:.2f}") + ("*" if st else "")
+                            for r, st in zip(t["ratios"], t.get("stolen") or [False] * len(t["ratios"])))
             goal = "(info)" if t["op"] is None else f"{t['op']} {t['threshold']}×"
             verdict = "–" if t["met"] is None else "met" if t["met"] else "**not met**"
             lines.append(f"| {t['name']} | {_f(t['value'], '{:.2f}')}× | {goal} | {per} | {verdict} |")
@@ -111,13 +118,13 @@ def render_markdown(result: dict[str, Any]) -> str:
                          f"{'met' if t['met'] else '**not met**'} |")
     lines += ["", "## Variants (medians over rounds; totals for counts)", "",
               "| variant | what | store | inst/req | req/s | p50 ms | p99 ms | server CPU ms/req | inst/model call "
-              "| commit ms | 2xx | non-2xx | rows logged | rows expected |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| commit ms | host steal % | 2xx | non-2xx | rows logged | rows expected |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, v in result["variants"].items():
         lines.append(f"| {name} | {v.get('description', '')} | {v.get('store', '')} | {v.get('instances', 1)} | "
                      f"{_f(v['rps'])} | {_f(v['p50_ms'], '{:.1f}')} | {_f(v['p99_ms'], '{:.1f}')} | "
                      f"{_f(v.get('cpu_ms'), '{:.2f}')} | {_f(v.get('per_call'), '{:.1f}')} | "
-                     f"{_f(v.get('commit_ms'), '{:.2f}')} | {v['ok']} | "
+                     f"{_f(v.get('commit_ms'), '{:.2f}')} | {_f(v.get('steal_pct'), '{:.1f}')} | {v['ok']} | "
                      f"{v['non2xx']} | {_f(v['rows'], '{}')} | {_f(v['expected_rows'], '{}')} |")
     if result.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in result["notes"]]

@@ -67,6 +67,9 @@ NOTES = [
     "sending at the end and waits for the requests in flight, so 2xx is exact and compared with the rows logged.",
     "server CPU ms/req: user+system CPU of the server's whole process tree (all threads) per response, from /proc; "
     "less sensitive to other load on the machine than req/s.",
+    "host steal %: share of the server CPU's time the hypervisor gave to other guests during the run (/proc/stat). "
+    "A per-round ratio marked * had more than 5 % in either of its runs: it measured the host more than the code. "
+    "Verdicts still use every round.",
 ]
 PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -228,6 +231,20 @@ def pinning() -> tuple[str | None, str | None, str]:
     return None, None, f"no pinning ({len(cpus)} CPU)"
 
 
+def cpu_steal(cpus: str | None) -> tuple[int, int]:
+    """(steal, total) jiffies of these CPUs ("0", "1,2"; None: all) from /proc/stat: time the hypervisor gave
+    to other guests while ours wanted to run. A run with much steal measured the host, not the code."""
+    want = {f"cpu{c}" for c in cpus.split(",")} if cpus else {"cpu"}
+    steal = total = 0
+    for line in Path("/proc/stat").read_text().splitlines():
+        f = line.split()
+        if f and f[0] in want:
+            vals = [int(x) for x in f[1:9]]  # user nice system idle iowait irq softirq steal
+            steal += vals[7]
+            total += sum(vals)
+    return steal, total
+
+
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -333,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
                 before = counter.max_id() if counter else None
                 scraped0 = scrape(servers[v.name].url) if v.kind == "driftwatch" else None
                 cpu0, t0 = servers[v.name].cpu_seconds(), time.monotonic()
+                steal0 = cpu_steal(server_cpus)
                 res, text = run_wrk(servers[v.name].url, scripts[(v.instances, duration)], duration=duration,
                                     drain=drain, connections=args.connections, cpus=wrk_cpus)
                 run = {"variant": v.name, "round": rnd, **{k: res.get(k) for k in (
@@ -341,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
                        # CPU seconds of the server per second of load (the drain after the run is idle)
                        "server_cpu": (servers[v.name].cpu_seconds() - cpu0) / (res.get("elapsed_s") or (time.monotonic() - t0))}
                 run["cpu_ms"] = 1e3 * run["server_cpu"] / run["rps"] if run["rps"] else None
+                steal1 = cpu_steal(server_cpus)
+                run["steal_pct"] = 100.0 * (steal1[0] - steal0[0]) / max(1, steal1[1] - steal0[1])
                 if scraped0 is not None:  # instances per model call (adaptive batching), mean commit time
                     run.update(service_stats(scraped0, scrape(servers[v.name].url)))
                 if counter:
@@ -348,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
                     run["expected_rows"] = (res.get("ok") or 0) * v.instances
                 runs.append(run)
                 log(f"round {rnd + 1}/{rounds} {v.name:28s} {run['rps']:8.1f} req/s  p50 {run['p50_ms']:7.1f} ms  "
-                    f"p99 {run['p99_ms']:7.1f} ms  {run.get('per_call') or 0:5.1f}/call  commit {run.get('commit_ms') or 0:5.2f} ms  cpu {run['server_cpu']:4.0%} {run['cpu_ms'] or 0:5.2f} ms/req  non-2xx {run['non2xx']}"
+                    f"p99 {run['p99_ms']:7.1f} ms  {run.get('per_call') or 0:5.1f}/call  commit {run.get('commit_ms') or 0:5.2f} ms  cpu {run['server_cpu']:4.0%} {run['cpu_ms'] or 0:5.2f} ms/req  steal {run['steal_pct']:4.1f}%  non-2xx {run['non2xx']}"
                     + (f"  rows {run['rows']}/{run['expected_rows']}" if counter else ""))
         if args.profile:
             s = servers[args.profile]

@@ -90,7 +90,7 @@ def result():
     runs = [_run("a", 0, 1000, 20, rows=100, distinct_ids=100, expected_rows=100, per_call=15.0, commit_ms=0.7),
             _run("b", 0, 500, 40),
             _run("a", 1, 900, 30, rows=99, distinct_ids=99, expected_rows=100),  # a row short: check fails
-            _run("b", 1, 1000, 20),
+            _run("b", 1, 1000, 20, steal_pct=12.0),  # the host took CPU during this run: round 1 is marked
             _run("a", 2, 1100, 10, rows=100, distinct_ids=100, expected_rows=100),
             _run("b", 2, 1000, 20, non2xx=2)]
     variants = {"a": {"description": "candidate", "store": "sqlite", "instances": 1, "logs": True},
@@ -126,13 +126,13 @@ def test_writer_produces_markdown_and_json(tmp_path, result):
     text = md.read_text()
     assert text == render_markdown(result)
     assert "Command: `bench/serving.py --x`" in text
-    assert "| throughput a/b | 1.10× | >= 1.0× | 2.00, 0.90, 1.10 | met |" in text
+    assert "| throughput a/b | 1.10× | >= 1.0× | 2.00, 0.90*, 1.10 | met |" in text
     assert "| p99 a/b | 1.00× | <= 0.5× |" not in text and "| p99 a/b | 0.50× | <= 0.5× |" in text
     assert "| info only | 1.10× | (info) |" in text
     assert "| rows match | 2/3 runs | all runs |" in text and "**not met**" in text
     # instances per model call and commit time: medians over the runs that report them
-    assert "| a | candidate | sqlite | 1 | 1000 | 10.0 | 20.0 | 1.00 | 15.0 | 0.70 | 300 | 0 | 299 | 300 |" in text
-    assert "| b | baseline | sqlite | 1 | 1000 | 10.0 | 20.0 | 1.00 | – | – | 300 | 2 | – | – |" in text
+    assert "| a | candidate | sqlite | 1 | 1000 | 10.0 | 20.0 | 1.00 | 15.0 | 0.70 | – | 300 | 0 | 299 | 300 |" in text
+    assert "| b | baseline | sqlite | 1 | 1000 | 10.0 | 20.0 | 1.00 | – | – | 12.0 | 300 | 2 | – | – |" in text
     back = json.loads(js.read_text())
     assert back["targets"][0]["ratios"] == [2.0, 0.9, 1.1]
     assert len(back["runs"]) == 6 and back["meta"]["command"] == "bench/serving.py --x"

@@ -233,3 +233,38 @@ def test_postgres_appender_connects_with_every_option_of_the_url(pg_url):
     assert run(scenario()) == "off"
     assert len(raw_columns(store, "o")) == 2  # in the URL's schema: search_path applied too
     store.dispose()
+
+
+def test_postgres_copy_larger_than_the_socket_buffers_and_a_refused_copy_on_the_same_appender(pg_url):
+    """On the service's loop (uvloop): a COPY of several MB waits for the socket to drain; a COPY the server
+    refuses raises, commits nothing, and the appender's next COPY works on a new connection."""
+    import uvloop
+
+    store = Store(pg_url)
+    store.create_all()
+    app = PostgresAppender(store)
+    base = tricky_rows("h")[0]
+    big = [{**base, "request_id": f"h{i:031d}", "features": {"x": i, "pad": "p" * 200}} for i in range(20000)]
+    bad = [{**base, "request_id": "i" * 40}]  # longer than VARCHAR(32): the server refuses the COPY
+
+    async def scenario():
+        await app.append(big)
+        with pytest.raises(Exception, match="(?i)too long"):
+            await app.append(bad + tricky_rows("j"))
+        await app.append(tricky_rows("k"))
+        await app.aclose()
+
+    uvloop.run(scenario())
+    with store.engine.connect() as c:
+        counts = dict(c.execute(text("SELECT left(request_id, 1), count(*) FROM predictions GROUP BY 1")).all())
+    assert counts == {"h": 20000, "k": 3}
+    assert app.reconnects == 2
+    store.dispose()
+
+
+def test_postgres_copy_into_a_missing_table_says_so(pg_url):
+    store = Store(pg_url)  # no create_all: the schema is empty
+    app = PostgresAppender(store)
+    with pytest.raises(Exception, match="COPY did not start.*predictions"):
+        run(_append_and_close(app, tricky_rows("m")))
+    store.dispose()
