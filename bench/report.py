@@ -70,7 +70,10 @@ def summarize(runs: list[dict[str, Any]], variants: dict[str, dict[str, Any]],
                 ratios.append(va / vb if va is not None and vb else None)
                 stolen.append(max(a[rnd].get("steal_pct") or 0.0, b[rnd].get("steal_pct") or 0.0) > STEAL_MARK)
             t["ratios"], t["stolen"] = ratios, stolen
-            t["value"] = median(ratios)
+            clean = [r for r, st in zip(ratios, stolen) if not st]
+            # rounds the host disturbed (steal) are left out of the verdict while at least half the rounds are clean
+            t["rounds_used"] = "clean" if clean and 2 * len(clean) >= len(ratios) and len(clean) < len(ratios) else "all"
+            t["value"] = median(clean if t["rounds_used"] == "clean" else ratios)
             t["met"] = None if t["op"] is None else (
                 t["value"] is not None and OPS[t["op"]](t["value"], t["threshold"]))
         else:
@@ -103,7 +106,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         lines += [f"Command: `{meta['command']}`", ""]
     facts = [f"{k}: {meta[k]}" for k in ("host", "setup", "load", "pinning") if meta.get(k)]
     lines += [f"- {f}" for f in facts] + ([""] if facts else [])
-    lines += ["## Targets (median of per-round ratios)", "",
+    lines += ["## Targets (median of per-round ratios; * = the host took > 5 % of the server's CPU in that round)", "",
               "| target | ratio | goal | per round | met |", "|---|---|---|---|---|"]
     for t in result["targets"]:
         if t["kind"] == "ratio":
@@ -111,7 +114,8 @@ def render_markdown(result: dict[str, Any]) -> str:
                             for r, st in zip(t["ratios"], t.get("stolen") or [False] * len(t["ratios"])))
             goal = "(info)" if t["op"] is None else f"{t['op']} {t['threshold']}×"
             verdict = "–" if t["met"] is None else "met" if t["met"] else "**not met**"
-            lines.append(f"| {t['name']} | {_f(t['value'], '{:.2f}')}× | {goal} | {per} | {verdict} |")
+            used = " (unmarked rounds)" if t.get("rounds_used") == "clean" else ""
+            lines.append(f"| {t['name']} | {_f(t['value'], '{:.2f}')}×{used} | {goal} | {per} | {verdict} |")
         else:
             why = "; ".join(t["failures"][:3])
             lines.append(f"| {t['name']} | {t['value']} | all runs | {why} | "

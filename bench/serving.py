@@ -69,7 +69,8 @@ NOTES = [
     "less sensitive to other load on the machine than req/s.",
     "host steal %: share of the server CPU's time the hypervisor gave to other guests during the run (/proc/stat). "
     "A per-round ratio marked * had more than 5 % in either of its runs: it measured the host more than the code. "
-    "Verdicts still use every round.",
+    "A ratio says (unmarked rounds) when it is the median of the unmarked rounds only; that is done only while "
+    "at least half the rounds are unmarked, else every round counts.",
 ]
 PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
