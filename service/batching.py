@@ -84,6 +84,7 @@ class Batcher:
         self._task: asyncio.Task | None = None
         self._arrival: asyncio.Future | None = None  # set when a request queues while _gather waits
         self.answering = 0  # requests predicted but not answered yet (see answering_now)
+        self._settling: set[asyncio.Task] = set()  # calls whose settle is still running
         self._peak = 1  # most requests in one call lately (see _note_call)
         self._peak_at = 0.0
         self.calls = 0
@@ -170,7 +171,9 @@ class Batcher:
             if self.settle is None:
                 self._deliver(batch, preds, probas, None)
             else:  # a task of its own: the next call can be gathered (and made) while this one's rows commit
-                asyncio.get_running_loop().create_task(self._answer(model, batch, preds, probas))
+                task = asyncio.get_running_loop().create_task(self._answer(model, batch, preds, probas))
+                self._settling.add(task)  # the loop keeps only a weak reference to a task
+                task.add_done_callback(self._settling.discard)
 
     async def _answer(self, model: Any, batch: list[tuple], preds: list, probas: list | None) -> None:
         """Settle one call's requests (if there is a ``settle``), then resume them."""
@@ -229,7 +232,10 @@ class Batcher:
         if requests >= self._peak or now - self._peak_at > PEAK_SECONDS:
             self._peak, self._peak_at = requests, now
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = 10.0) -> None:
+        """Stop calling the model; calls already made finish settling (their rows commit) for up to ``timeout``."""
+        if self._settling:
+            await asyncio.wait(set(self._settling), timeout=timeout)
         if self._task is not None:
             self._task.cancel()
             try:

@@ -121,22 +121,12 @@ class RequestLog:
     async def write(self, rows: list[dict[str, Any]]) -> None:
         """Return once ``rows`` are durable (store or spool); raise if neither worked.
 
-        Rows queued during one event-loop turn (requests resumed by the same
-        model call) share one commit, made on the loop by the appender; while
-        the store is down, the spool is not empty, or without an appender, the
-        writer thread commits them.
+        Rows queued during one event-loop turn share one commit, made on the
+        loop by the appender; while the store is down, the spool is not empty,
+        or without an appender, the writer thread commits them.
         """
-        loop = asyncio.get_running_loop()
-        if self._stop:
-            raise RuntimeError("request log is closed")
-        fut = loop.create_future()
-        if self.appender is not None and self._fast_ok():
-            self._fast.append((rows, fut))
-            if not self._flushing:
-                self._flushing = True
-                loop.call_soon(self._start_flush, loop)
-        else:
-            self._to_writer([(rows, fut)], loop)
+        fut = asyncio.get_running_loop().create_future()
+        self._enqueue([(rows, fut)])
         await fut
 
     async def write_many(self, groups: list[list[dict[str, Any]]]) -> list[BaseException | None]:
@@ -145,9 +135,16 @@ class RequestLog:
         One commit for all of them when it can; a request the store refuses fails alone.
         """
         loop = asyncio.get_running_loop()
+        items = [(rows, loop.create_future()) for rows in groups]
+        self._enqueue(items)
+        if not all(fut.done() for _, fut in items):
+            await asyncio.wait([fut for _, fut in items])
+        return [fut.exception() for _, fut in items]
+
+    def _enqueue(self, items: list[tuple[list[dict[str, Any]], asyncio.Future]]) -> None:
         if self._stop:
             raise RuntimeError("request log is closed")
-        items = [(rows, loop.create_future()) for rows in groups]
+        loop = asyncio.get_running_loop()
         if self.appender is not None and self._fast_ok():
             self._fast.extend(items)
             if not self._flushing:
@@ -155,11 +152,6 @@ class RequestLog:
                 loop.call_soon(self._start_flush, loop)
         else:
             self._to_writer(items, loop)
-        for _, fut in items:
-            if not fut.done():
-                await asyncio.wait([fut for _, fut in items])
-                break
-        return [fut.exception() for _, fut in items]
 
     def _fast_ok(self) -> bool:
         # rows that may not overtake others go to the writer thread: the spool's, and anything it still holds

@@ -235,3 +235,16 @@ def test_a_request_with_a_call_of_its_own_is_settled_too():
 
     assert asyncio.run(main()) == ([2, 4, 6], [[0.5, 0.5]] * 3, 10)
     assert settle.calls == [[5]]
+
+
+def test_close_lets_calls_already_made_finish_settling():
+    settle = Settle(delay=0.05)
+
+    async def main():
+        b = Batcher(Model(), max_size=64, settle=settle)
+        req = asyncio.ensure_future(b.predict("v1", [3], tag=3))
+        await asyncio.sleep(0.01)  # the call is made, its settle (a commit) is in flight
+        await b.close()
+        return req.done() and req.result()
+
+    assert asyncio.run(main()) == ([6], [[0.5, 0.5]], 6)
