@@ -136,12 +136,15 @@ class RequestLog:
         """
         loop = asyncio.get_running_loop()
         items = [(rows, loop.create_future()) for rows in groups]
-        self._enqueue(items)
+        self._enqueue(items, now=True)
         if not all(fut.done() for _, fut in items):
             await asyncio.wait([fut for _, fut in items])
         return [fut.exception() for _, fut in items]
 
-    def _enqueue(self, items: list[tuple[list[dict[str, Any]], asyncio.Future]]) -> None:
+    def _enqueue(self, items: list[tuple[list[dict[str, Any]], asyncio.Future]], now: bool = False) -> None:
+        """Queue ``items`` for the next commit: on the loop at its next turn (rows of every request resumed in this
+        one share it), or at once if ``now`` and the appender is synchronous (one model call's rows: already all
+        there is); through the writer thread if the loop may not commit them."""
         if self._stop:
             raise RuntimeError("request log is closed")
         loop = asyncio.get_running_loop()
@@ -149,7 +152,10 @@ class RequestLog:
             self._fast.extend(items)
             if not self._flushing:
                 self._flushing = True
-                loop.call_soon(self._start_flush, loop)
+                if now and not self.appender.is_async:
+                    self._flush_sync(loop)
+                else:
+                    loop.call_soon(self._start_flush, loop)
         else:
             self._to_writer(items, loop)
 
