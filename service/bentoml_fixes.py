@@ -16,6 +16,8 @@ import asyncio
 import logging
 from typing import Any
 
+from starlette.responses import JSONResponse
+
 log = logging.getLogger("driftwatch.service")
 
 
@@ -34,8 +36,6 @@ class FixedTimeoutMiddleware:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
-        from starlette.responses import JSONResponse
-
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
         timer = loop.call_later(self.timeout, self._set_timer_out, waiter)
