@@ -36,6 +36,8 @@ test: install system-deps
 
 bench: install
 	$(BIN)/python bench/serving.py
+	$(BIN)/python bench/requestlog.py
+	$(BIN)/python bench/commit_cost.py
 	$(BIN)/python bench/monitor_cost.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/detection.py

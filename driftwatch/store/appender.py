@@ -41,8 +41,8 @@ from driftwatch.store.engine import json_dumps, pg_connect_args
 # Commits between WAL checkpoints. Small checkpoints: a big one (SQLite's default, 1000 pages) writes megabytes into
 # the database file, and the next commits' fdatasync of the WAL waits behind that writeback (ext4 orders them):
 # 100-500 ms stalls of every request. Every 5 commits (~30 pages) was free of them; every 20 (~100 pages of 16-row
-# commits) too (worst request 62 ms vs 79 ms with 5, 7 rounds of bench/serving.py), at half the checkpoint CPU
-# (+26 instead of +59 µs per commit, measured in one process).
+# commits) too (worst request 62 ms vs 79 ms with 5, 7 rounds of bench/serving.py); every 5 costs 1.16x the CPU per
+# commit (bench/commit_cost.py).
 CHECKPOINT_EVERY = 20
 
 COLUMNS = [c.name for c in T.predictions.c if not (c.primary_key and c.autoincrement)]

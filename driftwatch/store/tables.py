@@ -13,7 +13,7 @@ Id = BigInteger().with_variant(Integer(), "sqlite")
 Ts = DateTime(timezone=True)
 
 # predictions.ts has no index: nothing queries by it (readers page by ``id``, which grows with ``ts``), and a third
-# B-tree cost every logged row about a third more store work (3 -> 2 B-trees; SQLite: 12 -> 9 WAL pages per commit).
+# B-tree cost every logged row store work (a 16-row SQLite commit: 1.17x the CPU with it, bench/commit_cost.py).
 # Databases created before keep their ix_predictions_ts; it does no harm.
 predictions = Table(
     "predictions", metadata,
