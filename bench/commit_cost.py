@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import resource
 import statistics
 import sys
 import tempfile
@@ -34,13 +33,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.requestlog import FEATURES, PG_BASE, _cpu
 from driftwatch.store import Store, utcnow
 from driftwatch.store import appender as A
 from service.app import new_request_ids
 
-PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-FEATURES = {"salary": 71234.5, "commission": 0.0, "age": 41.0, "elevel": "2", "car": "7", "zipcode": "3",
-            "hvalue": 150000.0, "hyears": 12.0, "loan": 300000.0}
 ROWS = 16
 PREFILL = 3000  # commits before measuring: a table of some size, warm statement caches
 
@@ -49,11 +46,6 @@ def rows() -> list[dict]:
     ts = utcnow()
     return [{"request_id": rid, "ts": ts, "model_name": "loan", "model_version": "v1", "features": dict(FEATURES),
              "prediction": 1, "probabilities": [0.3, 0.7], "latency_ms": 3.2} for rid in new_request_ids(ROWS)]
-
-
-def _cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 # -- SQLite -------------------------------------------------------------------
