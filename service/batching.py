@@ -47,8 +47,7 @@ calls in a worker thread (for models that release the GIL for long).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 PredictFn = Callable[[Any, list], tuple[list, list | None]]
@@ -83,7 +82,11 @@ class Batcher:
         self._queue: asyncio.Queue = asyncio.Queue()
         self._task: asyncio.Task | None = None
         self._arrival: asyncio.Future | None = None  # set when a request queues while _gather waits
-        self.answering = 0  # requests predicted but not answered yet (see answering_now)
+        # requests predicted but not answered yet (their settle, e.g. a commit, is running). While there are any, a
+        # batch waits up to max_wait_ms for more requests instead of gap_ms: those clients send their next requests
+        # as soon as they are answered. Without it, a commit longer than the gap splits the clients into two
+        # cohorts: twice the model calls for the same requests.
+        self.answering = 0
         self._settling: set[asyncio.Task] = set()  # calls whose settle is still running
         self._peak = 1  # most requests in one call lately (see _note_call)
         self._peak_at = 0.0
@@ -206,21 +209,6 @@ class Batcher:
                 else:
                     fut.set_result(Answer(preds[i:j], probas[i:j] if probas is not None else None, extra))
             i = j
-
-    @contextlib.contextmanager
-    def answering_now(self) -> Iterator[None]:
-        """Mark a predicted request as not answered yet (``settle`` marks its requests itself).
-
-        While any request is marked, a batch waits up to ``max_wait_ms`` for more requests instead of ``gap_ms``:
-        those clients send their next requests as soon as they are answered.
-        Without it, a commit that takes longer than the gap splits the clients into two cohorts: twice the
-        model calls for the same requests.
-        """
-        self.answering += 1
-        try:
-            yield
-        finally:
-            self.answering -= 1
 
     def _note_call(self, requests: int, now: float) -> None:
         """Track the most requests one call took within the last ``PEAK_SECONDS``.
