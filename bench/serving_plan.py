@@ -87,6 +87,9 @@ def targets_for(names: set[str], ref_base: str = "driftwatch") -> list[dict[str,
         ratio(f"CPU per request, {ref} / {ref_base}", ref, ref_base, "cpu_ms", None, None)
         ratio(f"p99, {ref} / {ref_base}", ref, ref_base, "p99_ms", None, None)
         ratio(f"throughput logging on/off, {ref}", ref, f"{ref}-nolog", "rps", None, None)
+        if f"{ref}-nolog" not in names:  # a copy with another request log (bench/log_floor.py): against no log
+            ratio(f"throughput, {ref} / driftwatch-nolog", ref, "driftwatch-nolog", "rps", None, None)
+            ratio(f"p99, {ref} / driftwatch-nolog", ref, "driftwatch-nolog", "p99_ms", None, None)
     logging = sorted(n for n in names if n.startswith(("driftwatch", "ref-")) and "nolog" not in n)
     if logging:
         out.append({"name": "rows logged == instances in 200 responses, one distinct request id each",
