@@ -90,7 +90,8 @@ def targets_for(names: set[str], ref_base: str = "driftwatch") -> list[dict[str,
         if f"{ref}-nolog" not in names:  # a copy with another request log (bench/log_floor.py): against no log
             ratio(f"throughput, {ref} / driftwatch-nolog", ref, "driftwatch-nolog", "rps", None, None)
             ratio(f"p99, {ref} / driftwatch-nolog", ref, "driftwatch-nolog", "p99_ms", None, None)
-    logging = sorted(n for n in names if n.startswith(("driftwatch", "ref-")) and "nolog" not in n)
+    logging = sorted(n for n in names if n.startswith(("driftwatch", "ref-")) and "nolog" not in n
+                     and not n.startswith("ref-floor-"))  # bench/log_floor.py's copies store nothing
     if logging:
         out.append({"name": "rows logged == instances in 200 responses, one distinct request id each",
                     "kind": "check", "check": "rows_match", "variants": logging})

@@ -53,3 +53,15 @@ def test_the_repository_itself_is_not_patched(tmp_path):
 def test_unknown_floor_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown floor"):
         log_floor.make_copy("fsync-twice", tmp_path / "c")
+
+
+def test_floor_variants_are_compared_with_no_log_and_left_out_of_the_rows_check():
+    from bench.serving_plan import targets_for
+    names = {"driftwatch", "driftwatch-nolog", "ref-floor-dsync", "ref-old"}
+    targets = targets_for(names)
+    ratios = {(t["a"], t["b"], t["metric"]) for t in targets if t["kind"] == "ratio"}
+    assert ("ref-floor-dsync", "driftwatch-nolog", "rps") in ratios
+    assert ("ref-floor-dsync", "driftwatch-nolog", "p99_ms") in ratios
+    assert ("ref-floor-dsync", "driftwatch", "rps") in ratios
+    rows = next(t for t in targets if t.get("check") == "rows_match")
+    assert rows["variants"] == ["driftwatch", "ref-old"]  # a --ref copy that logs is still checked
