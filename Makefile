@@ -36,6 +36,7 @@ test: install system-deps
 
 bench: install
 	$(BIN)/python bench/serving.py
+	$(BIN)/python bench/log_floor.py
 	$(BIN)/python bench/requestlog.py
 	$(BIN)/python bench/commit_cost.py
 	$(BIN)/python bench/monitor_cost.py
